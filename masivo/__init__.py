@@ -1,0 +1,3 @@
+from masivo.celery import app as celery_app
+
+__all__ = ["celery_app"]

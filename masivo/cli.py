@@ -1,0 +1,266 @@
+"""The `masivo` command: run the platform, run the tests, and a few operator tasks."""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _setup_django(*, quiet: bool = False):
+    from masivo.runtime import ensure_services
+
+    services = ensure_services(quiet=quiet)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "masivo.settings")
+    import django
+
+    django.setup()
+    return services
+
+
+def _refuse_rls_bypassing_role() -> None:
+    from django.db import connection
+
+    from masivo.dbsetup import role_bypasses_rls
+
+    if role_bypasses_rls(connection):
+        sys.exit(
+            "DATABASE_URL connects as a superuser or a BYPASSRLS role, which row-level security "
+            "does not bind. Create the application role with `masivo db bootstrap` "
+            "(docs/operations.md) and connect as it."
+        )
+
+
+# masivo up ------------------------------------------------------------------------------------
+
+
+def _acquire_up_lock(data_dir: Path):
+    lock_path = data_dir / "up.lock"
+    handle = lock_path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "unknown"
+        sys.exit(
+            f"Masivo is already running from {data_dir} (pid {owner}). Stop it first, "
+            "or give this one its own MASIVO_DATA_DIR."
+        )
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def _print_first_run(result) -> None:
+    print("\n  Masivo created a demo workspace. Keep these; they are not shown again.")
+    print(f"  Login:            {result.email}")
+    print(f"  Password:         {result.password}")
+    print(f"  Workspace:        {result.workspace.name} (id {result.workspace.id})")
+    print(f"  Write key:        {result.write_key}")
+    print(f"  Secret API key:   {result.secret_key}\n", flush=True)
+
+
+def _wait_for_http(url: str, processes: dict, timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(process.poll() is not None for process in processes.values()):
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 (our own local URL)
+                return True
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.3)
+    return False
+
+
+def _stop_children(processes: dict[str, subprocess.Popen]) -> None:
+    for process in processes.values():
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for process in processes.values():
+        remaining = max(deadline - time.monotonic(), 0.1)
+        try:
+            process.wait(timeout=remaining)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def command_up(args) -> int:
+    from masivo.runtime import data_dir
+
+    lock = _acquire_up_lock(data_dir())
+    services = _setup_django()
+    try:
+        from django.core.management import call_command
+
+        from masivo.tenancy.provisioning import demo_environment_ensure
+
+        _refuse_rls_bypassing_role()
+        call_command("migrate", interactive=False, verbosity=0)
+        result = demo_environment_ensure()
+        if result.created:
+            _print_first_run(result)
+        return _run_children(args)
+    finally:
+        services.stop_started()
+        lock.close()
+
+
+def _run_children(args) -> int:
+    python = sys.executable
+    env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    commands = {
+        "web": [
+            python, "-m", "gunicorn", "masivo.wsgi",
+            "--bind", f"{args.host}:{args.port}",
+            "--workers", str(args.web_workers),
+            "--access-logfile", "-",
+            "--graceful-timeout", "10",
+        ],
+        "worker": [
+            python, "-m", "celery", "-A", "masivo", "worker",
+            "--loglevel", "INFO", "--concurrency", str(args.worker_concurrency),
+        ],
+        "beat": [
+            python, "-m", "celery", "-A", "masivo", "beat", "--loglevel", "INFO",
+            "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler",
+            "--pidfile", "",
+        ],
+    }  # fmt: skip
+    stopping = False
+
+    def request_stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    processes = {
+        name: subprocess.Popen(command, env=env, cwd=PROJECT_ROOT)
+        for name, command in commands.items()
+    }
+    url = f"http://{args.host}:{args.port}/"
+    if _wait_for_http(url + "healthz", processes):
+        print(f"\n  Masivo is running at {url}  (Ctrl-C stops it)\n", flush=True)
+    exit_code = 0
+    while not stopping:
+        dead = {name: p.returncode for name, p in processes.items() if p.poll() is not None}
+        if dead:
+            for name, code in dead.items():
+                print(f"masivo: the {name} process exited (code {code}); stopping", flush=True)
+            exit_code = 1
+            break
+        time.sleep(0.5)
+    print("masivo: stopping web, worker and beat…", flush=True)
+    _stop_children(processes)
+    return exit_code
+
+
+# masivo workspace create ----------------------------------------------------------------------
+
+
+def command_workspace_create(args) -> int:
+    _setup_django(quiet=True)
+    from masivo.tenancy.errors import ServiceError
+    from masivo.tenancy.provisioning import workspace_create_for_operator
+
+    try:
+        result = workspace_create_for_operator(
+            name=args.name, organization_name=args.org, timezone_name=args.timezone
+        )
+    except ServiceError as error:
+        print(json.dumps({"error": error.message, "field": error.field}), file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"Workspace {result['workspace']['name']} (id {result['workspace']['id']})")
+        print(f"  organization: {result['organization']['name']}")
+        print(f"  write key:    {result['keys']['write']}")
+        print(f"  secret key:   {result['keys']['secret']}")
+    return 0
+
+
+# masivo db bootstrap ----------------------------------------------------------------------------
+
+
+def command_db_bootstrap(args) -> int:
+    from masivo.dbsetup import bootstrap_from_urls
+
+    role = bootstrap_from_urls(admin_url=args.admin_url, app_url=args.app_url)
+    print(f"role {role} is ready (LOGIN NOSUPERUSER NOBYPASSRLS CREATEDB)")
+    return 0
+
+
+# masivo test ------------------------------------------------------------------------------------
+
+
+def command_test(args) -> int:
+    from masivo.runtime import ensure_services
+
+    services = ensure_services()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", *args.pytest_args], cwd=PROJECT_ROOT, check=False
+        )
+        return result.returncode
+    finally:
+        services.stop_started()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="masivo", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="migrate, seed a demo workspace, run web + worker + beat")
+    up.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--web-workers", type=int, default=2)
+    up.add_argument("--worker-concurrency", type=int, default=2)
+    up.set_defaults(handler=command_up)
+
+    workspace = commands.add_parser("workspace", help="manage workspaces")
+    workspace_commands = workspace.add_subparsers(dest="workspace_command", required=True)
+    create = workspace_commands.add_parser("create", help="create a workspace and mint its keys")
+    create.add_argument("name")
+    create.add_argument("--org", help="organization name or slug (created when missing)")
+    create.add_argument("--timezone", default="UTC")
+    create.add_argument("--json", action="store_true", help="print JSON for scripts")
+    create.set_defaults(handler=command_workspace_create)
+
+    db = commands.add_parser("db", help="database administration")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    bootstrap = db_commands.add_parser(
+        "bootstrap", help="create the application role (not superuser, no BYPASSRLS) and database"
+    )
+    bootstrap.add_argument("--admin-url", required=True, help="a superuser's postgres:// URL")
+    bootstrap.add_argument("--app-url", required=True, help="the DATABASE_URL Masivo will use")
+    bootstrap.set_defaults(handler=command_db_bootstrap)
+
+    test = commands.add_parser("test", help="run the test suite (embedded servers when no URLs)")
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    test.set_defaults(handler=command_test)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

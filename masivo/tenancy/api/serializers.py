@@ -1,0 +1,81 @@
+from rest_framework import serializers
+
+from masivo.tenancy.models import ApiKey, Member, Organization, Workspace
+from masivo.tenancy.roles import Role
+
+
+class OrganizationOut(serializers.ModelSerializer):
+    class Meta:
+        model = Organization
+        fields = ["id", "name", "slug"]
+
+
+class WorkspaceOut(serializers.ModelSerializer):
+    organization = OrganizationOut()
+
+    class Meta:
+        model = Workspace
+        fields = ["id", "name", "timezone", "organization", "created_at"]
+
+
+class WorkspaceUpdateIn(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    timezone = serializers.CharField(max_length=64, required=False)
+
+
+class ApiKeyOut(serializers.ModelSerializer):
+    is_active = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = ApiKey
+        fields = [
+            "id",
+            "kind",
+            "name",
+            "role",
+            "prefix",
+            "is_active",
+            "created_at",
+            "last_used_at",
+            "revoked_at",
+        ]
+
+
+class ApiKeyCreatedOut(ApiKeyOut):
+    token = serializers.CharField(help_text="The full key. Shown only in this response.")
+
+    class Meta(ApiKeyOut.Meta):
+        fields = [*ApiKeyOut.Meta.fields, "token"]
+
+
+class ApiKeyCreateIn(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    kind = serializers.ChoiceField(choices=ApiKey.Kind.choices, default=ApiKey.Kind.SECRET)
+    role = serializers.ChoiceField(
+        choices=[Role.ADMIN, Role.MARKETER, Role.VIEWER],
+        required=False,
+        help_text="Required for secret keys; ignored for write keys.",
+    )
+
+    def validate(self, attrs):
+        if attrs["kind"] == ApiKey.Kind.SECRET and not attrs.get("role"):
+            raise serializers.ValidationError({"role": ["a secret key needs a role"]})
+        return attrs
+
+
+class MemberOut(serializers.ModelSerializer):
+    email = serializers.EmailField(source="user.email")
+    name = serializers.CharField(source="user.get_full_name")
+
+    class Meta:
+        model = Member
+        fields = ["id", "email", "name", "role", "created_at"]
+
+
+class MemberCreateIn(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class MemberUpdateIn(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)

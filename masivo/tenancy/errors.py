@@ -1,0 +1,28 @@
+"""Errors that services raise and every interface (API, dashboard, CLI) translates the same way."""
+
+
+class ServiceError(Exception):
+    status = 400
+    code = "invalid"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code:
+            self.code = code
+
+
+class InvalidInput(ServiceError):
+    status = 400
+    code = "invalid"
+
+
+class NotAllowed(ServiceError):
+    status = 403
+    code = "permission_denied"
+
+
+class Conflict(ServiceError):
+    status = 409
+    code = "conflict"

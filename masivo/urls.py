@@ -1,0 +1,25 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from masivo import health
+from masivo.tenancy.api import views as tenancy_api
+
+api_v1 = [
+    path("", tenancy_api.ApiRootView.as_view(), name="root"),
+    path("", include("masivo.tenancy.api.urls")),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+]
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("api/v1/", include((api_v1, "api"), namespace="api")),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="api-docs"),
+    path("admin/", admin.site.urls),
+    path("", include("masivo.dashboard.urls")),
+]
+
+handler404 = "masivo.dashboard.errors.not_found"
+handler500 = "masivo.dashboard.errors.server_error"
+handler400 = "masivo.dashboard.errors.bad_request"

@@ -1,0 +1,69 @@
+"""factory_boy factories. `TENANT_FACTORIES` maps each tenant model to a factory that makes one
+in a given workspace: the cross-tenant route walk uses it to plant objects in another workspace."""
+
+import factory
+from django.contrib.auth import get_user_model
+
+from masivo.tenancy import keys
+from masivo.tenancy.models import ApiKey, Member, Organization, Workspace
+from masivo.tenancy.roles import Role
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}@example.com")
+    email = factory.SelfAttribute("username")
+    first_name = "Ana"
+    last_name = factory.Sequence(lambda n: f"Tester{n}")
+    password = factory.django.Password("correct horse battery staple")
+
+
+class OrganizationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Organization
+
+    name = factory.Sequence(lambda n: f"Organization {n}")
+    slug = factory.Sequence(lambda n: f"organization-{n}")
+
+
+class WorkspaceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Workspace
+
+    organization = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"Workspace {n}")
+
+
+class MemberFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Member
+
+    organization = factory.SubFactory(OrganizationFactory)
+    user = factory.SubFactory(UserFactory)
+    role = Role.MARKETER
+
+
+class ApiKeyFactory(factory.django.DjangoModelFactory):
+    """Needs the workspace in context (tenancy_apikey is under row-level security)."""
+
+    class Meta:
+        model = ApiKey
+
+    kind = ApiKey.Kind.SECRET
+    name = factory.Sequence(lambda n: f"Key {n}")
+    role = Role.ADMIN
+    prefix = "msv_sk_TEST"
+    token_hash = factory.Sequence(lambda n: keys.hash_token(f"test-token-{n}"))
+
+
+def make_in_workspace(model, workspace: Workspace):
+    """One object of `model` belonging to `workspace` (call inside its workspace_scope)."""
+    if model is Member:
+        return MemberFactory(organization=workspace.organization)
+    return TENANT_FACTORIES[model](workspace=workspace)
+
+
+TENANT_FACTORIES = {ApiKey: ApiKeyFactory}
