@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
 from kombu import Connection
+from kombu.exceptions import OperationalError as BrokerError
 
 logger = logging.getLogger(__name__)
 
@@ -26,11 +27,11 @@ def _check_redis() -> None:
 
 def _check_broker() -> None:
     with Connection(settings.CELERY_BROKER_URL, connect_timeout=2) as broker:
-        broker.ensure_connection(max_retries=1, timeout=2)
+        broker.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
 
 
 CHECKS = {"database": _check_database, "redis": _check_redis, "broker": _check_broker}
-_EXPECTED_FAILURES = (DatabaseError, redis.RedisError, OSError, ConnectionError, TimeoutError)
+_EXPECTED_FAILURES = (DatabaseError, redis.RedisError, BrokerError, OSError, TimeoutError)
 
 
 def readyz(request):

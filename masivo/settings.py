@@ -169,6 +169,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", MASIVO_DATA_DIR / "static"))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns when it is missing
 STATICFILES_DIRS = [BASE_DIR / "masivo" / "dashboard" / "static"]
 WHITENOISE_USE_FINDERS = True
 STORAGES = {

@@ -15,8 +15,9 @@ def hit_counter(key: str, *, window_seconds: int) -> tuple[int, int]:
     """Count one hit in a fixed window; return (hits so far, seconds until the window ends)."""
     client = get_redis()
     with client.pipeline() as pipe:
+        # SET NX EX starts the window (EXPIRE NX needs Redis 7; the embedded one is 6.2).
+        pipe.set(key, 0, ex=window_seconds, nx=True)
         pipe.incr(key)
-        pipe.expire(key, window_seconds, nx=True)
         pipe.ttl(key)
-        hits, _, ttl = pipe.execute()
+        _, hits, ttl = pipe.execute()
     return int(hits), max(int(ttl), 1)
