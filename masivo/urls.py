@@ -17,9 +17,11 @@ urlpatterns = [
     path("api/v1/", include((api_v1, "api"), namespace="api")),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="api-docs"),
     path("admin/", admin.site.urls),
+    path("", include("masivo.dashboard.auth_urls")),
     path("", include("masivo.dashboard.urls")),
 ]
 
 handler404 = "masivo.dashboard.errors.not_found"
 handler500 = "masivo.dashboard.errors.server_error"
 handler400 = "masivo.dashboard.errors.bad_request"
+handler403 = "masivo.dashboard.errors.permission_denied"

@@ -9,10 +9,21 @@ the application role is held to it even though its migrations created the table.
 from django.db import migrations
 
 POLICY_NAME = "workspace_isolation"
-POLICY_PREDICATE = (
-    "(current_setting('masivo.all_workspaces', true) = 'on' "
-    "OR workspace_id = NULLIF(current_setting('masivo.workspace_id', true), '')::bigint)"
-)
+
+# The visible workspaces as one STABLE array: `workspace_id = ANY (...)` is an index condition,
+# whereas an `OR` between "escape hatch on" and "workspace matches" would force a scan of every
+# row of every workspace whenever a query relies on the policy alone.
+VISIBLE_WORKSPACES_FUNCTION = """
+CREATE OR REPLACE FUNCTION masivo_visible_workspaces() RETURNS bigint[]
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+  SELECT CASE WHEN current_setting('masivo.all_workspaces', true) = 'on'
+    THEN (SELECT coalesce(array_agg(id), '{}') FROM tenancy_workspace)
+    ELSE ARRAY[NULLIF(current_setting('masivo.workspace_id', true), '')::bigint]
+  END
+$$
+"""
+DROP_VISIBLE_WORKSPACES_FUNCTION = "DROP FUNCTION IF EXISTS masivo_visible_workspaces()"
+POLICY_PREDICATE = "(workspace_id = ANY (masivo_visible_workspaces()))"
 
 
 def enable_sql(table: str) -> list[str]:

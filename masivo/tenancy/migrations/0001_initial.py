@@ -6,7 +6,11 @@ import django.db.models.manager
 from django.conf import settings
 from django.db import migrations, models
 
-from masivo.tenancy.rls import EnableWorkspaceRLS
+from masivo.tenancy.rls import (
+    DROP_VISIBLE_WORKSPACES_FUNCTION,
+    VISIBLE_WORKSPACES_FUNCTION,
+    EnableWorkspaceRLS,
+)
 
 
 class Migration(migrations.Migration):
@@ -176,5 +180,6 @@ class Migration(migrations.Migration):
             model_name="apikey",
             index=models.Index(fields=["workspace", "created_at"], name="apikey_ws_created"),
         ),
+        migrations.RunSQL(VISIBLE_WORKSPACES_FUNCTION, DROP_VISIBLE_WORKSPACES_FUNCTION),
         EnableWorkspaceRLS("tenancy_apikey"),
     ]
