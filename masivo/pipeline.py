@@ -1,5 +1,75 @@
-"""Top-level orchestration: ingestion → audiences → journeys → destinations.
+"""Top-level orchestration: ingestion → profiles (→ audiences → journeys → destinations).
 
-Reactions between apps flow through explicit calls made here (or outbox rows a higher layer
-reads), never through Django signals. The apps that feed it arrive with their issues.
+Reactions between apps flow through explicit calls made here, never through Django signals.
+Ingestion wakes `process_events` by name after each committed batch; the events' NULL
+`processed_at` is the outbox, so `sweep_unprocessed_events` re-queues work whose wake-up was lost
+(Redis down, a worker killed mid-task). Every task here is idempotent.
 """
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.db import transaction
+
+from masivo.tenancy.context import all_workspaces, current_workspace_id
+from masivo.tenancy.models import Workspace
+from masivo.tenancy.tasks import WorkspaceTask
+from profiles.followup import events_process_batch, workspaces_with_stale_events
+from profiles.metrics import customers_refresh_rolling_metrics
+
+logger = logging.getLogger(__name__)
+
+CLAIM_BATCH = 5000
+SWEEP_AFTER = timedelta(minutes=1)
+
+
+def process_events_now(*, workspace: Workspace, max_batches: int = 100) -> int:
+    """Run the follow-up for a workspace until its outbox is empty; returns events processed."""
+    processed = 0
+    for _ in range(max_batches):
+        with transaction.atomic():
+            claimed, _customers, _names = events_process_batch(
+                workspace=workspace, limit=CLAIM_BATCH
+            )
+        processed += claimed
+        if claimed < CLAIM_BATCH:
+            break
+    return processed
+
+
+@shared_task(
+    name="masivo.pipeline.process_events",
+    base=WorkspaceTask,
+    autoretry_for=(OSError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def process_events(*, workspace_id: int) -> int:
+    workspace = Workspace.objects.get(id=current_workspace_id())
+    return process_events_now(workspace=workspace)
+
+
+@shared_task(name="masivo.pipeline.sweep_unprocessed_events")
+def sweep_unprocessed_events() -> list[int]:
+    with all_workspaces(reason="beat sweep: find every workspace with overdue follow-ups"):
+        workspace_ids = workspaces_with_stale_events(older_than=SWEEP_AFTER)
+    for workspace_id in workspace_ids:
+        logger.info("re-queueing the follow-up of workspace %s", workspace_id)
+        process_events.delay(workspace_id=workspace_id)
+    return workspace_ids
+
+
+@shared_task(name="masivo.pipeline.refresh_rolling_metrics")
+def refresh_rolling_metrics() -> None:
+    """Daily: 30-day and this-month figures decay without new events; recompute them."""
+    with all_workspaces(reason="beat: list workspaces for the daily metrics refresh"):
+        workspace_ids = list(Workspace.objects.values_list("id", flat=True))
+    for workspace_id in workspace_ids:
+        refresh_workspace_rolling_metrics.delay(workspace_id=workspace_id)
+
+
+@shared_task(name="masivo.pipeline.refresh_workspace_rolling_metrics", base=WorkspaceTask)
+def refresh_workspace_rolling_metrics(*, workspace_id: int) -> int:
+    workspace = Workspace.objects.get(id=current_workspace_id())
+    return customers_refresh_rolling_metrics(workspace=workspace)

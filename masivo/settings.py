@@ -5,6 +5,8 @@ import secrets
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from celery.schedules import crontab
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -150,6 +152,17 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_IMPORTS = ["masivo.pipeline"]
+CELERY_BEAT_SCHEDULE = {
+    "sweep-unprocessed-events": {
+        "task": "masivo.pipeline.sweep_unprocessed_events",
+        "schedule": 60.0,
+    },
+    "refresh-rolling-metrics": {
+        "task": "masivo.pipeline.refresh_rolling_metrics",
+        "schedule": crontab(hour=3, minute=15),
+    },
+}
 CELERY_TIMEZONE = "UTC"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -222,6 +235,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "MemberRoleEnum": "masivo.tenancy.roles.Role.choices",
+        "KeyRoleEnum": [("admin", "Admin"), ("marketer", "Marketer"), ("viewer", "Viewer")],
+        "CustomerStatusEnum": [("active", "Active"), ("inactive", "Inactive")],
+        "ConsentStatusEnum": "profiles.models.ConsentStatus.choices",
+    },
 }
 
 LOGGING = {

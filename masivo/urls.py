@@ -8,6 +8,7 @@ from masivo.tenancy.api import views as tenancy_api
 api_v1 = [
     path("", tenancy_api.ApiRootView.as_view(), name="root"),
     path("", include("masivo.tenancy.api.urls")),
+    path("", include("profiles.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
 ]
 
@@ -15,6 +16,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("api/v1/", include((api_v1, "api"), namespace="api")),
+    path("v1/", include("profiles.api.tracking_urls")),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="api-docs"),
     path("admin/", admin.site.urls),
     path("", include("masivo.dashboard.auth_urls")),

@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from masivo.tenancy import keys
 from masivo.tenancy.models import ApiKey, Member, Organization, Workspace
 from masivo.tenancy.roles import Role
+from profiles.models import Customer
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -59,6 +60,18 @@ class ApiKeyFactory(factory.django.DjangoModelFactory):
     token_hash = factory.Sequence(lambda n: keys.hash_token(f"test-token-{n}"))
 
 
+class CustomerFactory(factory.django.DjangoModelFactory):
+    """Needs the workspace in context."""
+
+    class Meta:
+        model = Customer
+
+    external_id = factory.Sequence(lambda n: f"user-{n}")
+    email = factory.Sequence(lambda n: f"customer{n}@example.com")
+    first_name = "Lucía"
+    last_name = factory.Sequence(lambda n: f"García {n}")
+
+
 def make_in_workspace(model, workspace: Workspace):
     """One object of `model` belonging to `workspace` (call inside its workspace_scope)."""
     if model is Member:
@@ -66,4 +79,4 @@ def make_in_workspace(model, workspace: Workspace):
     return TENANT_FACTORIES[model](workspace=workspace)
 
 
-TENANT_FACTORIES = {ApiKey: ApiKeyFactory}
+TENANT_FACTORIES = {ApiKey: ApiKeyFactory, Customer: CustomerFactory}

@@ -1,0 +1,174 @@
+from rest_framework import serializers
+
+from profiles.models import ConsentChange, ConsentPurpose, Customer, Device, Event, ProfileSettings
+
+PROFILE_FIELD_NAMES = [
+    "external_id", "email", "phone", "first_name", "last_name", "gender", "birth_date",
+    "country", "city", "timezone", "locale", "tier", "status",
+]  # fmt: skip
+METRIC_FIELD_NAMES = [
+    "purchase_count", "purchase_total", "last_purchase_at", "purchases_30d_count",
+    "purchases_30d_total", "purchases_month_count", "purchases_month_total",
+]  # fmt: skip
+
+
+class MetricsOut(serializers.ModelSerializer):
+    class Meta:
+        model = Customer
+        fields = METRIC_FIELD_NAMES
+
+
+class CustomerOut(serializers.ModelSerializer):
+    metrics = MetricsOut(source="*", read_only=True)
+
+    class Meta:
+        model = Customer
+        fields = [
+            "id",
+            *PROFILE_FIELD_NAMES,
+            "is_anonymous",
+            "tags",
+            "traits",
+            "consent",
+            "metrics",
+            "created_at",
+            "updated_at",
+            "last_seen_at",
+        ]
+
+
+class CustomerIn(serializers.Serializer):
+    """Documents the body; validation and normalization happen in the service (shared with
+    imports and the tracking API). Unknown fields are refused."""
+
+    external_id = serializers.CharField(required=False, allow_null=True, max_length=255)
+    email = serializers.CharField(required=False, allow_null=True, help_text="lower-cased")
+    phone = serializers.CharField(required=False, allow_null=True, help_text="stored as E.164")
+    first_name = serializers.CharField(required=False, max_length=100)
+    last_name = serializers.CharField(required=False, max_length=100)
+    gender = serializers.ChoiceField(Customer.Gender.choices, required=False)
+    birth_date = serializers.DateField(required=False, allow_null=True)
+    country = serializers.CharField(required=False, help_text="ISO 3166-1 alpha-2")
+    city = serializers.CharField(required=False, max_length=100)
+    timezone = serializers.CharField(required=False, help_text="IANA name")
+    locale = serializers.CharField(required=False, help_text="e.g. es-MX")
+    tier = serializers.CharField(required=False, max_length=50)
+    status = serializers.ChoiceField(Customer.Status.choices, required=False)
+    traits = serializers.DictField(required=False, help_text="merged into existing traits")
+    tags = serializers.DictField(required=False, help_text="key → string, number or boolean")
+
+
+class TagsIn(serializers.Serializer):
+    tags = serializers.DictField(help_text="key → string, number or boolean; merged")
+
+
+class IdentifyIn(serializers.Serializer):
+    external_id = serializers.CharField(required=False, max_length=255)
+    email = serializers.CharField(required=False)
+
+
+class ConsentChangeOut(serializers.ModelSerializer):
+    class Meta:
+        model = ConsentChange
+        fields = ["purpose", "status", "source", "changed_at"]
+
+
+class ConsentOut(serializers.Serializer):
+    regime = serializers.CharField()
+    purposes = serializers.DictField(
+        help_text="purpose → {status: granted|denied|null, at, source, may_contact}"
+    )
+    history = ConsentChangeOut(many=True)
+
+
+class ConsentIn(serializers.Serializer):
+    consent = serializers.DictField(
+        help_text=f"purpose ({', '.join(ConsentPurpose.values)}) → granted | denied | null"
+    )
+    source = serializers.CharField(required=False, default="api", max_length=100)
+
+
+class DeviceOut(serializers.ModelSerializer):
+    is_active = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Device
+        fields = [
+            "id", "token", "platform", "model", "os_version", "push_enabled", "is_active",
+            "created_at", "updated_at", "expires_at",
+        ]  # fmt: skip
+
+
+class DeviceInfoIn(serializers.Serializer):
+    platform = serializers.ChoiceField(Device.Platform.choices)
+    model = serializers.CharField(required=False)
+    osVersion = serializers.CharField(required=False)
+
+
+class DeviceIn(serializers.Serializer):
+    device_token = serializers.CharField()
+    device_info = DeviceInfoIn()
+    customer_token = serializers.CharField(
+        required=False, help_text="required with a write key; from POST /customers/{id}/token"
+    )
+
+
+class CustomerTokenOut(serializers.Serializer):
+    customer_token = serializers.CharField()
+    expires_in = serializers.IntegerField(help_text="seconds")
+
+
+class EventOut(serializers.ModelSerializer):
+    customer_id = serializers.IntegerField(allow_null=True)
+
+    class Meta:
+        model = Event
+        fields = [
+            "id", "type", "name", "properties", "occurred_at", "received_at", "message_id",
+            "customer_id", "user_id", "anonymous_id", "context", "source",
+        ]  # fmt: skip
+
+
+class EventIn(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    customer_id = serializers.IntegerField(required=False)
+    external_id = serializers.CharField(required=False, help_text="the customer's own id")
+    anonymous_id = serializers.CharField(required=False)
+    properties = serializers.DictField(required=False)
+    context = serializers.DictField(required=False)
+    occurred_at = serializers.DateTimeField(required=False)
+    message_id = serializers.CharField(required=False, help_text="dedupe key; generated if absent")
+
+
+class EventsIn(serializers.Serializer):
+    events = EventIn(many=True, help_text="1 to 1,000 events")
+
+
+class IngestOut(serializers.Serializer):
+    accepted = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    rejected = serializers.ListField(child=serializers.DictField())
+    warnings = serializers.ListField(child=serializers.CharField())
+
+
+class ProfileSettingsOut(serializers.ModelSerializer):
+    class Meta:
+        model = ProfileSettings
+        fields = [
+            "consent_regime", "purchase_event_names", "purchase_value_properties",
+            "device_token_ttl_days", "max_identities_per_customer",
+        ]  # fmt: skip
+
+
+class ProfileSettingsIn(serializers.Serializer):
+    consent_regime = serializers.ChoiceField(ProfileSettings.ConsentRegime.choices, required=False)
+    purchase_event_names = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, max_length=20
+    )
+    purchase_value_properties = serializers.ListField(
+        child=serializers.CharField(max_length=255), required=False, max_length=10
+    )
+    device_token_ttl_days = serializers.IntegerField(min_value=1, max_value=3650, required=False)
+    max_identities_per_customer = serializers.IntegerField(
+        min_value=1, max_value=100000, required=False
+    )

@@ -1,0 +1,416 @@
+"""Ingestion of a batch of events: one transaction, set-based, idempotent by message id.
+
+`ingest_batch` takes messages already validated by a parser (profiles.tracking for the Segment
+API, the native events API), resolves who each one is about, applies identify traits, links
+anonymous ids, and inserts the events with ON CONFLICT DO NOTHING. The follow-up (metrics,
+last-seen, later real-time audiences) is queued after commit; the events' NULL `processed_at`
+is the outbox that a periodic sweep re-queues if that message is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from celery import current_app
+from django.db import connection, transaction
+from django.utils import timezone
+from kombu.exceptions import KombuError
+from redis.exceptions import RedisError
+
+from masivo.tenancy.errors import ServiceError
+from masivo.tenancy.models import Workspace
+from profiles.fields import split_segment_traits
+from profiles.models import Customer, Identity
+from profiles.services.customers import customers_merge, identifier_hash
+from profiles.services.settings import profile_settings_get
+
+logger = logging.getLogger(__name__)
+
+PIPELINE_TASK = "masivo.pipeline.process_events"
+
+
+@dataclass
+class Message:
+    """One validated event, whatever API it came through."""
+
+    index: int
+    type: str
+    name: str
+    message_id: str
+    occurred_at: datetime
+    user_id: str = ""
+    anonymous_id: str = ""
+    previous_id: str = ""
+    customer_id: int | None = None  # the native API may name the customer directly
+    properties: dict = field(default_factory=dict)
+    traits: dict = field(default_factory=dict)
+    context: dict = field(default_factory=dict)
+
+
+@dataclass
+class Rejection:
+    index: int
+    reason: str
+    field: str | None = None
+    message_id: str | None = None
+
+    def as_dict(self) -> dict:
+        body = {"index": self.index, "reason": self.reason}
+        if self.field:
+            body["field"] = self.field
+        if self.message_id:
+            body["messageId"] = self.message_id
+        return body
+
+
+@dataclass
+class BatchResult:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+_CUSTOMER_INSERT = """
+INSERT INTO profiles_customer (
+    workspace_id, external_id, email, phone, first_name, last_name, gender, birth_date, country,
+    city, timezone, locale, tier, status, is_anonymous, tags, traits, consent, created_at,
+    updated_at, purchase_count, purchase_total, purchases_30d_count, purchases_30d_total,
+    purchases_month_count, purchases_month_total)
+SELECT %(workspace)s, external_id, NULL, NULL, '', '', '', NULL, '', '', '', '', '', 'active',
+       false, '{}', '{}', '{}', %(now)s, %(now)s, 0, 0, 0, 0, 0, 0
+  FROM unnest(%(external_ids)s::text[]) AS external_id
+ON CONFLICT (workspace_id, external_id) WHERE external_id IS NOT NULL DO NOTHING
+"""
+
+_EVENT_INSERT = """
+INSERT INTO profiles_event (
+    workspace_id, type, name, properties, occurred_at, received_at, message_id, customer_id,
+    user_id, anonymous_id, context, source)
+SELECT %(workspace)s, type, name, properties::jsonb, occurred_at, %(now)s, message_id,
+       customer_id, user_id, anonymous_id, context::jsonb, %(source)s
+  FROM unnest(%(types)s::text[], %(names)s::text[], %(properties)s::text[],
+              %(occurred)s::timestamptz[], %(message_ids)s::text[], %(customers)s::bigint[],
+              %(user_ids)s::text[], %(anonymous_ids)s::text[], %(contexts)s::text[])
+       AS m(type, name, properties, occurred_at, message_id, customer_id, user_id,
+            anonymous_id, context)
+ON CONFLICT (workspace_id, message_id) DO NOTHING
+"""
+
+
+def _fetch_pairs(sql: str, params) -> dict:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return dict(cursor.fetchall())
+
+
+class _Batch:
+    """The state of one batch while it is being written."""
+
+    def __init__(self, workspace: Workspace, messages: list[Message], source: str, now: datetime):
+        self.workspace = workspace
+        self.messages = messages
+        self.source = source
+        self.now = now
+        self.result = BatchResult()
+        self.customer_by_user: dict[str, int] = {}
+        self.customer_by_anonymous: dict[str, int] = {}
+        self.shared_anonymous_ids: set[str] = set()
+
+    # -- filtering ------------------------------------------------------------------------
+
+    def drop_duplicates(self) -> None:
+        seen, unique = set(), []
+        for message in self.messages:
+            if message.message_id in seen:
+                self.result.duplicates += 1
+            else:
+                seen.add(message.message_id)
+                unique.append(message)
+        stored = set(
+            _fetch_pairs(
+                "SELECT message_id, 1 FROM profiles_event "
+                "WHERE workspace_id = %s AND message_id = ANY(%s)",
+                [self.workspace.id, list(seen)],
+            )
+        )
+        self.result.duplicates += sum(1 for m in unique if m.message_id in stored)
+        self.messages = [m for m in unique if m.message_id not in stored]
+
+    def drop_erased(self) -> None:
+        hashes = {}
+        for message in self.messages:
+            for kind, value in (
+                ("external_id", message.user_id),
+                ("anonymous_id", message.anonymous_id),
+                ("email", message.traits.get("email") if message.type == "identify" else None),
+            ):
+                if isinstance(value, str) and value:
+                    hashes[
+                        identifier_hash(
+                            self.workspace.id,
+                            kind,
+                            value.strip().lower() if kind == "email" else value,
+                        )
+                    ] = message.index
+        if not hashes:
+            return
+        erased = set(
+            _fetch_pairs(
+                "SELECT identifier_hash, 1 FROM profiles_erasuretombstone "
+                "WHERE workspace_id = %s AND identifier_hash = ANY(%s)",
+                [self.workspace.id, list(hashes)],
+            )
+        )
+        dropped = {index for digest, index in hashes.items() if digest in erased}
+        for message in self.messages:
+            if message.index in dropped:
+                self.result.rejected.append(
+                    Rejection(
+                        message.index, "the customer was erased", message_id=message.message_id
+                    )
+                )
+        self.messages = [m for m in self.messages if m.index not in dropped]
+
+    # -- identities -----------------------------------------------------------------------
+
+    def resolve_users(self) -> None:
+        user_ids = sorted({m.user_id for m in self.messages if m.user_id})
+        if not user_ids:
+            return
+        self.customer_by_user = _fetch_pairs(
+            "SELECT value, customer_id FROM profiles_identity "
+            "WHERE workspace_id = %s AND kind = 'alias' AND value = ANY(%s)",
+            [self.workspace.id, user_ids],
+        )
+        missing = [u for u in user_ids if u not in self.customer_by_user]
+        if missing:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    _CUSTOMER_INSERT,
+                    {"workspace": self.workspace.id, "now": self.now, "external_ids": missing},
+                )
+            self.customer_by_user |= _fetch_pairs(
+                "SELECT external_id, id FROM profiles_customer "
+                "WHERE workspace_id = %s AND external_id = ANY(%s)",
+                [self.workspace.id, missing],
+            )
+
+    def resolve_anonymous(self) -> None:
+        anonymous_ids = sorted(
+            {m.anonymous_id for m in self.messages if m.anonymous_id}
+            | {m.previous_id for m in self.messages if m.type == "alias" and m.previous_id}
+        )
+        if anonymous_ids:
+            self.customer_by_anonymous = _fetch_pairs(
+                "SELECT value, customer_id FROM profiles_identity "
+                "WHERE workspace_id = %s AND kind = 'anonymous_id' AND value = ANY(%s)",
+                [self.workspace.id, anonymous_ids],
+            )
+
+    def link_anonymous(self) -> None:
+        """identify/track with both ids: the anonymous id (and its history) joins the customer."""
+        wanted: dict[str, int] = {}
+        for message in self.messages:
+            pairs = [(message.anonymous_id, message.user_id)]
+            if message.type == "alias" and message.previous_id:
+                pairs.append((message.previous_id, message.user_id))
+            for anonymous_id, user_id in pairs:
+                if not anonymous_id or not user_id:
+                    continue
+                customer_id = self.customer_by_user[user_id]
+                linked = self.customer_by_anonymous.get(anonymous_id, wanted.get(anonymous_id))
+                if linked is None:
+                    wanted[anonymous_id] = customer_id
+                elif linked != customer_id and anonymous_id not in self.shared_anonymous_ids:
+                    self.shared_anonymous_ids.add(anonymous_id)
+                    self.result.warnings.append(
+                        f"anonymous id {anonymous_id!r} already belongs to another customer; "
+                        "it was not moved"
+                    )
+        if not wanted:
+            return
+        wanted = self._within_identity_limit(wanted)
+        Identity.objects.bulk_create(
+            [
+                Identity(
+                    workspace_id=self.workspace.id,
+                    customer_id=customer_id,
+                    kind=Identity.Kind.ANONYMOUS_ID,
+                    value=anonymous_id,
+                    created_at=self.now,
+                )
+                for anonymous_id, customer_id in sorted(wanted.items())
+            ],
+            ignore_conflicts=True,
+        )
+        # Re-read: a concurrent batch may have linked some of them first.
+        self.customer_by_anonymous |= _fetch_pairs(
+            "SELECT value, customer_id FROM profiles_identity "
+            "WHERE workspace_id = %s AND kind = 'anonymous_id' AND value = ANY(%s)",
+            [self.workspace.id, sorted(wanted)],
+        )
+        linked = {
+            a: self.customer_by_anonymous[a] for a in wanted if a in self.customer_by_anonymous
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE profiles_event e SET customer_id = v.customer_id, processed_at = NULL "
+                "FROM unnest(%s::text[], %s::bigint[]) AS v(anonymous_id, customer_id) "
+                "WHERE e.workspace_id = %s AND e.customer_id IS NULL "
+                "AND e.anonymous_id = v.anonymous_id",
+                [list(linked), list(linked.values()), self.workspace.id],
+            )
+
+    def _within_identity_limit(self, wanted: dict[str, int]) -> dict[str, int]:
+        limit = profile_settings_get(workspace=self.workspace).max_identities_per_customer
+        counts = _fetch_pairs(
+            "SELECT customer_id, count(*) FROM profiles_identity "
+            "WHERE workspace_id = %s AND customer_id = ANY(%s) GROUP BY customer_id",
+            [self.workspace.id, sorted(set(wanted.values()))],
+        )
+        allowed = {}
+        for anonymous_id, customer_id in sorted(wanted.items()):
+            if counts.get(customer_id, 0) >= limit:
+                self.result.warnings.append(
+                    f"customer {customer_id} reached the limit of {limit} identities; "
+                    f"anonymous id {anonymous_id!r} was not linked"
+                )
+                continue
+            counts[customer_id] = counts.get(customer_id, 0) + 1
+            allowed[anonymous_id] = customer_id
+        return allowed
+
+    def apply_aliases(self) -> None:
+        """alias(previousId → userId): a previous *user* id merges that profile into this one."""
+        for message in self.messages:
+            if message.type != "alias" or not message.previous_id or not message.user_id:
+                continue
+            winner_id = self.customer_by_user[message.user_id]
+            loser = Customer.objects.filter(external_id=message.previous_id).first()
+            if loser is None or loser.id == winner_id:
+                continue
+            winner = Customer.objects.get(id=winner_id)
+            try:
+                customers_merge(winner=winner, loser=loser, reason="alias", actor=self.source)
+            except ServiceError as error:  # a refused merge must not cost the batch its events
+                self.result.warnings.append(f"alias {message.previous_id!r}: {error.message}")
+                continue
+            for user_id, customer_id in self.customer_by_user.items():
+                if customer_id == loser.id:
+                    self.customer_by_user[user_id] = winner_id
+
+    def apply_traits(self) -> None:
+        updates: dict[int, list[Message]] = defaultdict(list)
+        for message in self.messages:
+            if message.type == "identify" and message.user_id and message.traits:
+                updates[self.customer_by_user[message.user_id]].append(message)
+        if not updates:
+            return
+        customers = {
+            c.id: c for c in Customer.objects.select_for_update().filter(id__in=sorted(updates))
+        }
+        wanted_emails = {}
+        for customer_id, messages in updates.items():
+            customer = customers[customer_id]
+            for message in messages:
+                fields, rest, problems = split_segment_traits(message.traits)
+                for problem in problems:
+                    self.result.warnings.append(
+                        f"message {message.index}: {problem.field}: {problem.message} "
+                        "(kept as a plain trait)"
+                    )
+                if "email" in fields:
+                    wanted_emails[customer_id] = fields.pop("email")
+                for name, value in fields.items():
+                    setattr(customer, name, value)
+                customer.traits = {**customer.traits, **rest}
+                if "locale" in message.context and not customer.locale:
+                    customer.locale = str(message.context["locale"])[:35]
+            customer.updated_at = self.now
+        self._assign_emails(customers, wanted_emails)
+        Customer.objects.bulk_update(
+            customers.values(),
+            fields=[
+                "email", "phone", "first_name", "last_name", "gender", "birth_date", "country",
+                "city", "timezone", "locale", "tier", "traits", "updated_at",
+            ],
+        )  # fmt: skip
+
+    def _assign_emails(self, customers: dict[int, Customer], wanted: dict[int, str]) -> None:
+        if not wanted:
+            return
+        owners = _fetch_pairs(
+            "SELECT email, id FROM profiles_customer WHERE workspace_id = %s AND email = ANY(%s)",
+            [self.workspace.id, sorted(set(wanted.values()))],
+        )
+        for customer_id, email in wanted.items():
+            owner = owners.get(email)
+            if owner is not None and owner != customer_id:
+                self.result.warnings.append(
+                    f"email {email} belongs to another customer; not set on customer {customer_id}"
+                )
+                continue
+            owners[email] = customer_id
+            customers[customer_id].email = email
+
+    # -- events ---------------------------------------------------------------------------
+
+    def insert_events(self) -> int:
+        if not self.messages:
+            return 0
+        columns = defaultdict(list)
+        for m in self.messages:
+            customer_id = m.customer_id
+            if customer_id is None and m.user_id:
+                customer_id = self.customer_by_user.get(m.user_id)
+            if customer_id is None and m.anonymous_id:
+                customer_id = self.customer_by_anonymous.get(m.anonymous_id)
+            columns["types"].append(m.type)
+            columns["names"].append(m.name)
+            columns["properties"].append(
+                json.dumps(m.traits if m.type == "identify" else m.properties)
+            )
+            columns["occurred"].append(m.occurred_at)
+            columns["message_ids"].append(m.message_id)
+            columns["customers"].append(customer_id)
+            columns["user_ids"].append(m.user_id)
+            columns["anonymous_ids"].append(m.anonymous_id)
+            columns["contexts"].append(json.dumps(m.context))
+        params = {"workspace": self.workspace.id, "now": self.now, "source": self.source}
+        with connection.cursor() as cursor:
+            cursor.execute(_EVENT_INSERT, params | dict(columns))
+            return cursor.rowcount
+
+
+def ingest_batch(
+    *, workspace: Workspace, messages: list[Message], source: str, now: datetime | None = None
+) -> BatchResult:
+    """Store a batch in one transaction; answers only once it is committed."""
+    batch = _Batch(workspace, messages, source, now or timezone.now())
+    with transaction.atomic():
+        batch.drop_duplicates()
+        batch.drop_erased()
+        batch.resolve_users()
+        batch.resolve_anonymous()
+        batch.link_anonymous()
+        batch.apply_aliases()
+        batch.apply_traits()
+        inserted = batch.insert_events()
+        batch.result.duplicates += len(batch.messages) - inserted
+        batch.result.accepted = inserted
+        if inserted:
+            transaction.on_commit(lambda: queue_follow_up(workspace_id=workspace.id))
+    return batch.result
+
+
+def queue_follow_up(*, workspace_id: int) -> None:
+    """Wake the pipeline. If the broker is down the events wait for the sweep, never lost."""
+    try:
+        current_app.send_task(PIPELINE_TASK, kwargs={"workspace_id": workspace_id})
+    except (KombuError, RedisError, OSError) as error:
+        logger.warning("follow-up not queued (the sweep will pick it up): %s", error)

@@ -1,0 +1,246 @@
+"""Customers, their identities, consent, devices and events."""
+
+from django.db import models
+from django.db.models import Q
+from django.utils.timezone import now
+
+from masivo.tenancy.managers import TenantModel
+
+
+class ConsentPurpose(models.TextChoices):
+    EMAIL_MARKETING = "email_marketing", "Email marketing"
+    PUSH_NOTIFICATIONS = "push_notifications", "Push notifications"
+    WHATSAPP_MARKETING = "whatsapp_marketing", "WhatsApp marketing"
+    SMS_MARKETING = "sms_marketing", "SMS marketing"
+    ADVERTISING = "advertising", "Advertising audiences"
+    BEHAVIORAL_CAMPAIGNS = "behavioral_campaigns", "Behavioral campaigns"
+    LINK_TRACKING = "link_tracking", "Link tracking"
+
+
+class ConsentStatus(models.TextChoices):
+    GRANTED = "granted", "Granted"
+    DENIED = "denied", "Denied"
+
+
+class ProfileSettings(TenantModel):
+    """Per-workspace settings for profiles and ingestion (one row, created on first use)."""
+
+    class ConsentRegime(models.TextChoices):
+        OPT_OUT = "opt_out", "Not recorded means allowed (opt-out)"
+        OPT_IN = "opt_in", "Not recorded means denied (opt-in)"
+
+    consent_regime = models.CharField(
+        max_length=8, choices=ConsentRegime.choices, default=ConsentRegime.OPT_IN
+    )
+    purchase_event_names = models.JSONField(default=list)
+    purchase_value_properties = models.JSONField(default=list)
+    device_token_ttl_days = models.PositiveIntegerField(default=270)
+    max_identities_per_customer = models.PositiveIntegerField(default=100)
+
+    class Meta:
+        constraints = [models.UniqueConstraint("workspace", name="profile_settings_one_per_ws")]
+
+
+class Customer(TenantModel):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        INACTIVE = "inactive", "Inactive"
+
+    class Gender(models.TextChoices):
+        FEMALE = "female", "Female"
+        MALE = "male", "Male"
+        NON_BINARY = "non_binary", "Non-binary"
+        OTHER = "other", "Other"
+        UNKNOWN = "unknown", "Prefer not to say"
+
+    external_id = models.CharField(max_length=255, null=True, blank=True)
+    email = models.CharField(max_length=254, null=True, blank=True)
+    phone = models.CharField(max_length=20, null=True, blank=True)
+    first_name = models.CharField(max_length=100, blank=True)
+    last_name = models.CharField(max_length=100, blank=True)
+    gender = models.CharField(max_length=12, choices=Gender.choices, blank=True)
+    birth_date = models.DateField(null=True, blank=True)
+    country = models.CharField(max_length=2, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    timezone = models.CharField(max_length=64, blank=True)
+    locale = models.CharField(max_length=35, blank=True)
+    tier = models.CharField(max_length=50, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    is_anonymous = models.BooleanField(default=False)
+    tags = models.JSONField(default=dict, blank=True)
+    traits = models.JSONField(default=dict, blank=True)
+    consent = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="purpose → {status, at, source}; history in ConsentChange",
+    )
+    created_at = models.DateTimeField(default=now)
+    updated_at = models.DateTimeField(default=now)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    # Metrics, kept current by the ingestion follow-up (profiles.metrics).
+    purchase_count = models.PositiveIntegerField(default=0)
+    purchase_total = models.DecimalField(max_digits=16, decimal_places=2, default=0)
+    last_purchase_at = models.DateTimeField(null=True, blank=True)
+    purchases_30d_count = models.PositiveIntegerField(default=0)
+    purchases_30d_total = models.DecimalField(max_digits=16, decimal_places=2, default=0)
+    purchases_month_count = models.PositiveIntegerField(default=0)
+    purchases_month_total = models.DecimalField(max_digits=16, decimal_places=2, default=0)
+    metrics_updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "workspace",
+                "external_id",
+                condition=Q(external_id__isnull=False),
+                name="customer_external_id_unique",
+            ),
+            models.UniqueConstraint(
+                "workspace", "email", condition=Q(email__isnull=False), name="customer_email_unique"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "-updated_at", "-id"], name="customer_ws_updated"),
+            models.Index(fields=["workspace", "phone"], name="customer_ws_phone"),
+        ]
+
+    def __str__(self):
+        return self.email or self.external_id or f"customer {self.id}"
+
+    @property
+    def display_name(self) -> str:
+        name = f"{self.first_name} {self.last_name}".strip()
+        return name or self.email or self.external_id or f"Customer {self.id}"
+
+
+class Identity(TenantModel):
+    """Another id that resolves to a customer: an anonymous id, or a former external id (alias)."""
+
+    class Kind(models.TextChoices):
+        ANONYMOUS_ID = "anonymous_id", "Anonymous id"
+        ALIAS = "alias", "Alias (a former user id)"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="identities")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    value = models.CharField(max_length=255)
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint("workspace", "kind", "value", name="identity_unique")
+        ]
+        indexes = [models.Index(fields=["workspace", "customer"], name="identity_ws_customer")]
+
+
+class ConsentChange(TenantModel):
+    """Append-only history of consent decisions."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    purpose = models.CharField(max_length=24, choices=ConsentPurpose.choices)
+    status = models.CharField(max_length=8, choices=ConsentStatus.choices, null=True, blank=True)
+    source = models.CharField(max_length=100)
+    changed_at = models.DateTimeField(default=now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["workspace", "customer", "-changed_at"], name="consent_ws_cust")
+        ]
+
+
+class Device(TenantModel):
+    class Platform(models.TextChoices):
+        ANDROID = "android", "Android"
+        IOS = "ios", "iOS"
+        WEB = "web", "Web"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="devices")
+    token = models.CharField(max_length=4096)
+    platform = models.CharField(max_length=8, choices=Platform.choices)
+    model = models.CharField(max_length=100, blank=True)
+    os_version = models.CharField(max_length=50, blank=True)
+    push_enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=now)
+    updated_at = models.DateTimeField(default=now)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint("workspace", "token", name="device_token_unique")]
+        indexes = [models.Index(fields=["workspace", "customer"], name="device_ws_customer")]
+
+    @property
+    def is_active(self) -> bool:
+        return self.push_enabled and self.expires_at > now()
+
+
+class Event(TenantModel):
+    """Append-only. `processed_at` is set by the ingestion follow-up; a sweep retries the rest."""
+
+    class Type(models.TextChoices):
+        TRACK = "track", "Track"
+        IDENTIFY = "identify", "Identify"
+        PAGE = "page", "Page"
+        SCREEN = "screen", "Screen"
+        GROUP = "group", "Group"
+        ALIAS = "alias", "Alias"
+
+    type = models.CharField(max_length=8, choices=Type.choices, default=Type.TRACK)
+    name = models.CharField(max_length=200)
+    properties = models.JSONField(default=dict, blank=True)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField(default=now)
+    message_id = models.CharField(max_length=255)
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    user_id = models.CharField(max_length=255, blank=True)
+    anonymous_id = models.CharField(max_length=255, blank=True)
+    context = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=16)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint("workspace", "message_id", name="event_message_id_unique")
+        ]
+        indexes = [
+            models.Index(
+                fields=["workspace", "customer", "-occurred_at"], name="event_ws_customer_time"
+            ),
+            models.Index(fields=["workspace", "name", "-occurred_at"], name="event_ws_name_time"),
+            models.Index(
+                fields=["workspace", "anonymous_id"],
+                condition=Q(customer__isnull=True) & ~Q(anonymous_id=""),
+                name="event_ws_anonymous",
+            ),
+            models.Index(
+                fields=["workspace", "received_at"],
+                condition=Q(processed_at__isnull=True),
+                name="event_ws_unprocessed",
+            ),
+        ]
+
+
+class CustomerMerge(TenantModel):
+    """Audit of one profile folded into another (identify of an anonymous profile, alias)."""
+
+    winner = models.ForeignKey(Customer, null=True, on_delete=models.SET_NULL, related_name="+")
+    loser_id = models.BigIntegerField()
+    loser_snapshot = models.JSONField()
+    reason = models.CharField(max_length=100)
+    actor = models.CharField(max_length=100)
+    merged_at = models.DateTimeField(default=now)
+
+
+class ErasureTombstone(TenantModel):
+    """An erased identifier (hashed): late events carrying it are dropped, not re-created."""
+
+    identifier_hash = models.CharField(max_length=64)
+    erased_at = models.DateTimeField(default=now)
+    erased_by = models.CharField(max_length=100)
+    customer_id_was = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint("workspace", "identifier_hash", name="tombstone_unique")
+        ]

@@ -1,0 +1,178 @@
+"""Validation and normalization of profile fields and free-form JSON, shared by every way in.
+
+Each function returns the clean value or raises `InvalidInput` naming the field. Documented
+normalizations (docs/api.md, "Bad input"): emails are trimmed and lower-cased; phones become
+E.164; countries upper-case ISO alpha-2; NUL characters are removed from every string (Postgres
+cannot store them); tag keys are trimmed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import zoneinfo
+from functools import cache
+from typing import Any
+
+import phonenumbers
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+from masivo.tenancy.errors import InvalidInput
+
+MAX_JSON_DEPTH = 10
+MAX_KEY_LENGTH = 255
+MAX_TAGS = 200
+MAX_TAG_VALUE_LENGTH = 500
+_LOCALE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
+
+
+@cache
+def _timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+@cache
+def _countries() -> frozenset[str]:
+    """ISO 3166-1 alpha-2 codes, as libphonenumber knows them (every country with a phone plan)."""
+    regions = set()
+    for codes in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.values():
+        regions.update(code for code in codes if len(code) == 2 and code != "001")
+    return frozenset(regions)
+
+
+def strip_nul(value: str) -> str:
+    return value.replace("\x00", "")
+
+
+def clean_json(value: Any, *, field: str, depth: int = 0) -> Any:
+    """Free-form JSON as Postgres can store it: no NULs, bounded depth, string keys."""
+    if depth > MAX_JSON_DEPTH:
+        raise InvalidInput(f"nested deeper than {MAX_JSON_DEPTH} levels", field=field)
+    if isinstance(value, str):
+        return strip_nul(value)
+    if isinstance(value, dict):
+        cleaned = {}
+        for key, item in value.items():
+            key = strip_nul(str(key))
+            if len(key) > MAX_KEY_LENGTH:
+                raise InvalidInput(f"a key is longer than {MAX_KEY_LENGTH} characters", field=field)
+            cleaned[key] = clean_json(item, field=f"{field}.{key}", depth=depth + 1)
+        return cleaned
+    if isinstance(value, list):
+        return [
+            clean_json(item, field=f"{field}[{index}]", depth=depth + 1)
+            for index, item in enumerate(value)
+        ]
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        raise InvalidInput("numbers must be finite", field=field)
+    return value
+
+
+def clean_object(value: Any, *, field: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput("must be a JSON object", field=field)
+    return clean_json(value, field=field)
+
+
+def clean_email(value: Any, *, field: str = "email") -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput("must be a string", field=field)
+    email = strip_nul(value).strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError as error:
+        raise InvalidInput(f"{value!r} is not a valid email address", field=field) from error
+    return email
+
+
+def clean_phone(value: Any, *, field: str = "phone", country: str | None = None) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str | int):
+        raise InvalidInput("must be a string", field=field)
+    text = strip_nul(str(value)).strip()
+    try:
+        number = phonenumbers.parse(text, country or None)
+    except phonenumbers.NumberParseException as error:
+        raise InvalidInput(
+            f"{text!r} is not a phone number (use E.164, e.g. +5215512345678)", field=field
+        ) from error
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidInput(f"{text!r} is not a valid phone number", field=field)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def clean_country(value: Any, *, field: str = "country") -> str:
+    if value in (None, ""):
+        return ""
+    if not isinstance(value, str) or value.strip().upper() not in _countries():
+        raise InvalidInput(f"{value!r} is not an ISO 3166-1 alpha-2 country code", field=field)
+    return value.strip().upper()
+
+
+def clean_timezone(value: Any, *, field: str = "timezone") -> str:
+    if value in (None, ""):
+        return ""
+    if not isinstance(value, str) or value not in _timezones():
+        raise InvalidInput(f"{value!r} is not an IANA time zone", field=field)
+    return value
+
+
+def clean_locale(value: Any, *, field: str = "locale") -> str:
+    if value in (None, ""):
+        return ""
+    if not isinstance(value, str) or not _LOCALE.match(value.strip()):
+        raise InvalidInput(f"{value!r} is not a locale like 'es-MX'", field=field)
+    return value.strip().replace("_", "-")
+
+
+def clean_date(value: Any, *, field: str) -> dt.date | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip()[:10])
+        except ValueError:
+            pass
+    raise InvalidInput(f"{value!r} is not a date (YYYY-MM-DD)", field=field)
+
+
+def clean_text(value: Any, *, field: str, max_length: int) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise InvalidInput("must be a string", field=field)
+    text = strip_nul(str(value)).strip()
+    if len(text) > max_length:
+        raise InvalidInput(f"longer than {max_length} characters", field=field)
+    return text
+
+
+def clean_tags(value: Any, *, field: str = "tags") -> dict[str, str | int | float | bool]:
+    """Tags are a flat map of key → string, number or boolean."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput("must be an object of key → string, number or boolean", field=field)
+    if len(value) > MAX_TAGS:
+        raise InvalidInput(f"at most {MAX_TAGS} tags", field=field)
+    tags = {}
+    for raw_key, item in value.items():
+        key = strip_nul(str(raw_key)).strip()
+        if not key or len(key) > MAX_KEY_LENGTH:
+            raise InvalidInput(f"tag keys are 1 to {MAX_KEY_LENGTH} characters", field=field)
+        if isinstance(item, str):
+            item = strip_nul(item)
+            if len(item) > MAX_TAG_VALUE_LENGTH:
+                raise InvalidInput(f"longer than {MAX_TAG_VALUE_LENGTH}", field=f"{field}.{key}")
+        elif item is None or not isinstance(item, bool | int | float):
+            raise InvalidInput("must be a string, number or boolean", field=f"{field}.{key}")
+        tags[key] = item
+    return tags

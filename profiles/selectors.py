@@ -1,0 +1,104 @@
+"""Reads on customers and events (the workspace in context)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import Q, QuerySet
+from django.forms.models import model_to_dict
+
+from profiles.models import ConsentChange, Customer, CustomerMerge, Device, Event, Identity
+
+
+def customers_list(
+    *,
+    email: str | None = None,
+    external_id: str | None = None,
+    updated_since: datetime | None = None,
+    search: str | None = None,
+) -> QuerySet[Customer]:
+    customers = Customer.objects.all()
+    if email:
+        customers = customers.filter(email=email.strip().lower())
+    if external_id:
+        customers = customers.filter(external_id=external_id)
+    if updated_since:
+        customers = customers.filter(updated_at__gte=updated_since)
+    if search:
+        term = search.strip()
+        customers = customers.filter(
+            Q(email__istartswith=term)
+            | Q(external_id=term)
+            | Q(phone__startswith=term)
+            | Q(first_name__istartswith=term)
+            | Q(last_name__istartswith=term)
+        )
+    return customers
+
+
+def customer_events(*, customer: Customer) -> QuerySet[Event]:
+    return Event.objects.filter(customer_id=customer.id)
+
+
+def events_list(*, name: str | None = None, since: datetime | None = None) -> QuerySet[Event]:
+    events = Event.objects.all()
+    if name:
+        events = events.filter(name=name)
+    if since:
+        events = events.filter(occurred_at__gte=since)
+    return events
+
+
+def consent_history(*, customer: Customer, limit: int = 100) -> list[ConsentChange]:
+    return list(
+        ConsentChange.objects.filter(customer_id=customer.id).order_by("-changed_at", "-id")[:limit]
+    )
+
+
+def _plain(row: dict) -> dict:
+    return {
+        key: (value.isoformat() if hasattr(value, "isoformat") else value)
+        for key, value in row.items()
+    }
+
+
+def customer_export(*, customer: Customer) -> dict:
+    """Everything Masivo holds about one customer (data portability)."""
+    profile = _plain(model_to_dict(customer, exclude=["workspace"]))
+    profile["purchase_total"] = str(customer.purchase_total)
+    for name in ("purchases_30d_total", "purchases_month_total"):
+        profile[name] = str(getattr(customer, name))
+    return {
+        "profile": profile | {"id": customer.id, "created_at": customer.created_at.isoformat()},
+        "identities": [
+            _plain(row)
+            for row in Identity.objects.filter(customer_id=customer.id).values(
+                "kind", "value", "created_at"
+            )
+        ],
+        "devices": [
+            _plain(row)
+            for row in Device.objects.filter(customer_id=customer.id).values(
+                "token", "platform", "model", "os_version", "created_at", "expires_at"
+            )
+        ],
+        "consent_history": [
+            _plain(row)
+            for row in ConsentChange.objects.filter(customer_id=customer.id).values(
+                "purpose", "status", "source", "changed_at"
+            )
+        ],
+        "merges": [
+            _plain(row)
+            for row in CustomerMerge.objects.filter(winner_id=customer.id).values(
+                "loser_id", "reason", "merged_at"
+            )
+        ],
+        "events": [
+            _plain(row)
+            for row in Event.objects.filter(customer_id=customer.id)
+            .order_by("occurred_at", "id")
+            .values("type", "name", "properties", "occurred_at", "message_id", "context")
+            .iterator(chunk_size=2000)
+        ],
+    }
