@@ -16,9 +16,15 @@ def healthz(request):
     return JsonResponse({"status": "ok"})
 
 
+class BypassingRole(DatabaseError):
+    """The connected role is a superuser or has BYPASSRLS: the second tenant wall is off."""
+
+
 def _check_database() -> None:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+        cursor.execute("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
+        if cursor.fetchone()[0]:
+            raise BypassingRole("the database role bypasses row-level security")
 
 
 def _check_redis() -> None:
@@ -42,7 +48,7 @@ def readyz(request):
             results[name] = "ok"
         except _EXPECTED_FAILURES as error:
             logger.warning("readiness check %s failed: %s", name, error)
-            results[name] = f"failing: {type(error).__name__}"
+            results[name] = f"failing: {type(error).__name__}: {error}"[:200]
             failing.append(name)
     status = 503 if failing else 200
     return JsonResponse(

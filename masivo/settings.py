@@ -190,8 +190,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
-# Security headers. HSTS is sent whenever DEBUG is off; cookies are marked Secure only when
-# the site is served over HTTPS (MASIVO_HTTPS), so `masivo up` on http://localhost still works.
+# Security headers. With DEBUG off, Django sends HSTS on every HTTPS response (browsers ignore it
+# over plain HTTP); cookies are marked Secure only when the site is served over HTTPS
+# (MASIVO_HTTPS), so `masivo up` on http://localhost still works.
 MASIVO_HTTPS = env_bool("MASIVO_HTTPS", False)
 SECURE_HSTS_SECONDS = 0 if DEBUG else env_int("SECURE_HSTS_SECONDS", 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG

@@ -15,7 +15,7 @@ POLICY_NAME = "workspace_isolation"
 # row of every workspace whenever a query relies on the policy alone.
 VISIBLE_WORKSPACES_FUNCTION = """
 CREATE OR REPLACE FUNCTION masivo_visible_workspaces() RETURNS bigint[]
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path FROM CURRENT AS $$
   SELECT CASE WHEN current_setting('masivo.all_workspaces', true) = 'on'
     THEN (SELECT coalesce(array_agg(id), '{}') FROM tenancy_workspace)
     ELSE ARRAY[NULLIF(current_setting('masivo.workspace_id', true), '')::bigint]
