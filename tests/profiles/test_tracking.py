@@ -89,7 +89,8 @@ def test_an_invalid_reserved_trait_is_kept_as_a_trait_with_a_warning(tracking, w
     body = response.json()
     assert body["accepted"] == 1
     assert body["warnings"] == [
-        "message 0: traits.email: 'not-an-email' is not a valid email address (kept as a plain trait)"
+        "message 0: traits.email: 'not-an-email' is not a valid email address "
+        "(kept as a plain trait)"
     ]
     ana = customer(workspace, "u1")
     assert ana.email is None
