@@ -158,6 +158,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "masivo.pipeline.sweep_unprocessed_events",
         "schedule": 60.0,
     },
+    "resume-stalled-imports": {
+        "task": "profiles.resume_stalled_imports",
+        "schedule": 120.0,
+    },
     "refresh-rolling-metrics": {
         "task": "masivo.pipeline.refresh_rolling_metrics",
         "schedule": crontab(hour=3, minute=15),

@@ -244,3 +244,67 @@ class ErasureTombstone(TenantModel):
         constraints = [
             models.UniqueConstraint("workspace", "identifier_hash", name="tombstone_unique")
         ]
+
+
+class CustomerImport(TenantModel):
+    """A CSV of customers being upserted in batches; resumable from `next_row`."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    filename = models.CharField(max_length=255)
+    mapping = models.JSONField(help_text="CSV column → target (field, traits.x, tags.x, consent.p)")
+    match_by = models.CharField(max_length=16, default="external_id")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    size_bytes = models.BigIntegerField(default=0)
+    bytes_done = models.BigIntegerField(default=0)
+    next_row = models.PositiveIntegerField(default=0, help_text="data rows already handled")
+    rows_created = models.PositiveIntegerField(default=0)
+    rows_updated = models.PositiveIntegerField(default=0)
+    rows_failed = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_by = models.CharField(max_length=100)
+    created_at = models.DateTimeField(default=now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    @property
+    def progress(self) -> float:
+        if self.status == self.Status.SUCCEEDED:
+            return 1.0
+        return round(self.bytes_done / self.size_bytes, 4) if self.size_bytes else 0.0
+
+
+class CustomerImportChunk(TenantModel):
+    """The uploaded file, in order, in the database: every worker can read it."""
+
+    customer_import = models.ForeignKey(CustomerImport, on_delete=models.CASCADE, related_name="+")
+    sequence = models.PositiveIntegerField()
+    data = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "workspace", "customer_import", "sequence", name="import_chunk_unique"
+            )
+        ]
+
+
+class CustomerImportError(TenantModel):
+    customer_import = models.ForeignKey(
+        CustomerImport, on_delete=models.CASCADE, related_name="errors"
+    )
+    row_number = models.PositiveIntegerField(help_text="1 = the first data row")
+    field = models.CharField(max_length=255, blank=True)
+    message = models.CharField(max_length=500)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["workspace", "customer_import", "row_number"], name="import_err_row"
+            )
+        ]

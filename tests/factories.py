@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from masivo.tenancy import keys
 from masivo.tenancy.models import ApiKey, Member, Organization, Workspace
 from masivo.tenancy.roles import Role
-from profiles.models import Customer
+from profiles.models import Customer, CustomerImport
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -72,6 +72,15 @@ class CustomerFactory(factory.django.DjangoModelFactory):
     last_name = factory.Sequence(lambda n: f"García {n}")
 
 
+class CustomerImportFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = CustomerImport
+
+    filename = "customers.csv"
+    mapping = factory.LazyFunction(lambda: {"external_id": "external_id"})
+    created_by = "test"
+
+
 def make_in_workspace(model, workspace: Workspace):
     """One object of `model` belonging to `workspace` (call inside its workspace_scope)."""
     if model is Member:
@@ -79,4 +88,8 @@ def make_in_workspace(model, workspace: Workspace):
     return TENANT_FACTORIES[model](workspace=workspace)
 
 
-TENANT_FACTORIES = {ApiKey: ApiKeyFactory, Customer: CustomerFactory}
+TENANT_FACTORIES = {
+    ApiKey: ApiKeyFactory,
+    Customer: CustomerFactory,
+    CustomerImport: CustomerImportFactory,
+}

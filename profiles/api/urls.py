@@ -1,6 +1,6 @@
 from django.urls import path
 
-from profiles.api import views
+from profiles.api import imports, views
 
 urlpatterns = [
     path("customers", views.CustomerListView.as_view(), name="customer-list"),
@@ -22,5 +22,16 @@ urlpatterns = [
     path("customers/<int:id>/erase", views.CustomerEraseView.as_view(), name="customer-erase"),
     path("customers/<int:id>/export", views.CustomerExportView.as_view(), name="customer-export"),
     path("events", views.EventListView.as_view(), name="event-list"),
+    path("customer-imports", imports.CustomerImportListView.as_view(), name="import-list"),
+    path(
+        "customer-imports/<int:id>",
+        imports.CustomerImportDetailView.as_view(),
+        name="import-detail",
+    ),
+    path(
+        "customer-imports/<int:id>/errors",
+        imports.CustomerImportErrorsView.as_view(),
+        name="import-errors",
+    ),
     path("profile-settings", views.ProfileSettingsView.as_view(), name="profile-settings"),
 ]

@@ -1,0 +1,427 @@
+"""Bulk import of customers from CSV: stored in the database in chunks, upserted in batches.
+
+The upload is streamed into `CustomerImportChunk` rows (never held whole in memory), so any
+worker can process it. Processing reads the chunks back as one stream, validates each row with
+the same rules as the API, and upserts batches of rows in one transaction each, together with the
+import's counters and `next_row` checkpoint: a crashed import resumes where it stopped, and
+re-running a file gives the same profiles (idempotent upsert by external id or email).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from masivo.tenancy.context import workspace_scope
+from masivo.tenancy.errors import InvalidInput
+from masivo.tenancy.models import Workspace
+from profiles import normalize
+from profiles.consent import clean_consent_changes
+from profiles.fields import PROFILE_FIELDS, clean_profile_fields
+from profiles.models import (
+    ConsentChange,
+    ConsentPurpose,
+    Customer,
+    CustomerImport,
+    CustomerImportChunk,
+    CustomerImportError,
+)
+
+CHUNK_BYTES = 1024 * 1024
+BATCH_ROWS = 1000
+MAX_COLUMNS = 200
+MAX_ERRORS_KEPT = 100_000
+STALL_AFTER = timedelta(minutes=5)
+MATCH_KEYS = ("external_id", "email")
+_TRUE = {"granted", "yes", "y", "true", "1", "opt-in", "opt_in"}
+_FALSE = {"denied", "no", "n", "false", "0", "opt-out", "opt_out"}
+
+
+# -- mapping ---------------------------------------------------------------------------------
+
+
+def _valid_target(target: str) -> bool:
+    if target == "ignore" or target in PROFILE_FIELDS:
+        return True
+    prefix, _, key = target.partition(".")
+    if prefix in ("traits", "tags") and key.strip():
+        return True
+    return prefix == "consent" and key in ConsentPurpose.values
+
+
+def default_mapping(header: list[str]) -> dict[str, str]:
+    """Columns named like a target map to it; others become traits."""
+    mapping = {}
+    for column in header:
+        name = column.strip()
+        lowered = name.lower().replace(" ", "_")
+        if _valid_target(lowered):
+            mapping[column] = lowered
+        elif _valid_target(name):
+            mapping[column] = name
+        else:
+            mapping[column] = f"traits.{name}"
+    return mapping
+
+
+def clean_mapping(mapping, header: list[str]) -> dict[str, str]:
+    if mapping is None:
+        return default_mapping(header)
+    if not isinstance(mapping, dict):
+        raise InvalidInput("must be an object of CSV column → target", field="mapping")
+    for column, target in mapping.items():
+        if column not in header:
+            raise InvalidInput(f"the file has no column {column!r}", field="mapping")
+        if not isinstance(target, str) or not _valid_target(target):
+            raise InvalidInput(
+                f"{target!r} is not a target: use a profile field, traits.<key>, tags.<key>, "
+                "consent.<purpose> or ignore",
+                field=f"mapping.{column}",
+            )
+    return mapping
+
+
+# -- upload ----------------------------------------------------------------------------------
+
+
+def _read_header(first_bytes: bytes) -> list[str]:
+    try:
+        text = first_bytes.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        if error.start < len(first_bytes) - 4:  # not just a character cut at the chunk's end
+            raise InvalidInput("the file is not UTF-8 text", field="file") from error
+        text = first_bytes[: error.start].decode("utf-8-sig")
+    line = next(iter(io.StringIO(text, newline="")), "")
+    header = next(csv.reader([line]), [])
+    header = [column.strip() for column in header]
+    if not header or not any(header):
+        raise InvalidInput("the file is empty or has no header row", field="file")
+    if len(header) > MAX_COLUMNS:
+        raise InvalidInput(f"more than {MAX_COLUMNS} columns", field="file")
+    if len(set(header)) != len(header):
+        raise InvalidInput("the header row repeats a column name", field="file")
+    return header
+
+
+@transaction.atomic
+def customer_import_create(
+    *, workspace: Workspace, upload, filename: str, mapping, match_by: str | None, actor: str
+) -> CustomerImport:
+    """Store the file in chunks and queue the import; the mapping is checked against the header."""
+    first = upload.read(CHUNK_BYTES)
+    header = _read_header(first)
+    mapping = clean_mapping(mapping, header)
+    targets = set(mapping.values())
+    match_by = match_by or next((key for key in MATCH_KEYS if key in targets), None)
+    if match_by is None:
+        raise InvalidInput("no column is mapped to external_id or email", field="mapping")
+    if match_by not in MATCH_KEYS:
+        raise InvalidInput("match_by is external_id or email", field="match_by")
+    if match_by not in targets:
+        raise InvalidInput(f"no column is mapped to {match_by}", field="mapping")
+    customer_import = CustomerImport.objects.create(
+        workspace=workspace,
+        filename=normalize.strip_nul(filename)[:255],
+        mapping=mapping,
+        match_by=match_by,
+        created_by=actor,
+    )
+    size, sequence, data = 0, 0, first
+    while data:
+        CustomerImportChunk.objects.create(
+            workspace=workspace, customer_import=customer_import, sequence=sequence, data=data
+        )
+        size += len(data)
+        sequence += 1
+        data = upload.read(CHUNK_BYTES)
+    customer_import.size_bytes = size
+    customer_import.save(update_fields=["size_bytes"])
+    from profiles.tasks import import_customers
+
+    transaction.on_commit(
+        lambda: import_customers.delay(workspace_id=workspace.id, import_id=customer_import.id)
+    )
+    return customer_import
+
+
+# -- processing ------------------------------------------------------------------------------
+
+
+class _ChunkStream(io.RawIOBase):
+    """The stored chunks as one readable byte stream; counts the bytes handed out."""
+
+    def __init__(self, customer_import: CustomerImport):
+        self.chunks = (
+            CustomerImportChunk.objects.filter(customer_import=customer_import)
+            .order_by("sequence")
+            .values_list("data", flat=True)
+            .iterator(chunk_size=4)
+        )
+        self.buffer = b""
+        self.bytes_read = 0
+
+    def readable(self):
+        return True
+
+    def readinto(self, target):
+        while not self.buffer:
+            chunk = next(self.chunks, None)
+            if chunk is None:
+                return 0
+            self.buffer = bytes(chunk)
+        size = min(len(target), len(self.buffer))
+        target[:size] = self.buffer[:size]
+        self.buffer = self.buffer[size:]
+        self.bytes_read += size
+        return size
+
+
+def _rows(customer_import: CustomerImport) -> tuple[_ChunkStream, Iterator[tuple[int, dict]]]:
+    stream = _ChunkStream(customer_import)
+    text = io.TextIOWrapper(
+        io.BufferedReader(stream, buffer_size=64 * 1024), encoding="utf-8-sig", newline=""
+    )
+    reader = csv.DictReader(text)
+    reader.fieldnames = [name.strip() for name in (reader.fieldnames or [])]
+    return stream, enumerate(reader, start=1)
+
+
+@dataclass
+class _Row:
+    number: int
+    key: str
+    fields: dict
+    traits: dict
+    tags: dict
+    consent: dict
+
+
+def _consent_value(value: str, *, field: str) -> str | None:
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return "granted"
+    if lowered in _FALSE:
+        return "denied"
+    raise InvalidInput("use granted/denied (or yes/no, true/false, 1/0)", field=field)
+
+
+def _parse_row(number: int, row: dict, customer_import: CustomerImport) -> _Row:
+    if None in row:
+        raise InvalidInput("the row has more cells than the header")
+    raw_fields, traits, tags, consent = {}, {}, {}, {}
+    for column, target in customer_import.mapping.items():
+        value = row.get(column)
+        if value is None or value.strip() == "" or target == "ignore":
+            continue
+        value = normalize.strip_nul(value)
+        prefix, _, key = target.partition(".")
+        if prefix == "traits":
+            traits[key] = value
+        elif prefix == "tags":
+            tags[key] = value.strip()
+        elif prefix == "consent":
+            consent[key] = _consent_value(value, field=column)
+        else:
+            raw_fields[target] = value
+    try:
+        fields = clean_profile_fields(raw_fields)
+    except InvalidInput as error:
+        column = next((c for c, t in customer_import.mapping.items() if t == error.field), None)
+        raise InvalidInput(error.message, field=column or error.field) from error
+    tags = normalize.clean_tags(tags)
+    clean_consent_changes(consent)
+    key = fields.get(customer_import.match_by)
+    if not key:
+        raise InvalidInput(
+            f"no {customer_import.match_by} to match on", field=customer_import.match_by
+        )
+    return _Row(number, key, fields, traits, tags, consent)
+
+
+def _apply_batch(customer_import: CustomerImport, rows: list[_Row], now: datetime) -> list:
+    """Upsert one batch; returns (row number, field, message) for rows that could not be saved."""
+    match_by = customer_import.match_by
+    latest: dict[str, _Row] = {}
+    for row in rows:  # rows naming the same customer apply in order: later values win
+        earlier = latest.get(row.key)
+        if earlier:
+            row = _Row(
+                row.number,
+                row.key,
+                {**earlier.fields, **row.fields},
+                {**earlier.traits, **row.traits},
+                {**earlier.tags, **row.tags},
+                {**earlier.consent, **row.consent},
+            )
+        latest[row.key] = row
+    existing = {
+        getattr(c, match_by): c
+        for c in Customer.objects.select_for_update().filter(**{f"{match_by}__in": list(latest)})
+    }
+    emails = {row.fields["email"] for row in latest.values() if row.fields.get("email")}
+    owners = dict(
+        Customer.objects.filter(email__in=emails).values_list("email", "external_id")
+        if match_by == "external_id"
+        else []
+    )
+    failures, to_create, to_update, history = [], [], [], []
+    claimed_emails = {}
+    for key, row in latest.items():
+        email = row.fields.get("email")
+        if email and match_by == "external_id":
+            owner = owners.get(email, key)
+            if owner != key or claimed_emails.get(email, key) != key:
+                failures.append((row.number, "email", f"{email} belongs to another customer"))
+                continue
+            claimed_emails[email] = key
+        customer = existing.get(key)
+        if customer is None:
+            customer = Customer(
+                workspace_id=customer_import.workspace_id, created_at=now, is_anonymous=False
+            )
+            to_create.append(customer)
+        else:
+            to_update.append(customer)
+        for name, value in row.fields.items():
+            setattr(customer, name, value)
+        customer.traits = {**customer.traits, **row.traits}
+        customer.tags = {**customer.tags, **row.tags}
+        for purpose, status in row.consent.items():
+            if (customer.consent.get(purpose) or {}).get("status") != status:
+                customer.consent[purpose] = {
+                    "status": status,
+                    "at": now.isoformat(),
+                    "source": "import",
+                }
+                history.append((customer, purpose, status))
+        customer.updated_at = now
+    Customer.objects.bulk_create(to_create)
+    if to_update:
+        Customer.objects.bulk_update(
+            to_update,
+            [*PROFILE_FIELDS, "traits", "tags", "consent", "updated_at"],
+        )
+    ConsentChange.objects.bulk_create(
+        ConsentChange(
+            workspace_id=customer_import.workspace_id,
+            customer_id=customer.id,
+            purpose=purpose,
+            status=status,
+            source=f"import:{customer_import.id}",
+            changed_at=now,
+        )
+        for customer, purpose, status in history
+    )
+    customer_import.rows_created += len(to_create)
+    customer_import.rows_updated += len(to_update)
+    return failures
+
+
+def _record_failures(customer_import: CustomerImport, failures: list) -> None:
+    customer_import.rows_failed += len(failures)
+    room = (
+        MAX_ERRORS_KEPT
+        - CustomerImportError.objects.filter(customer_import=customer_import).count()
+    )
+    CustomerImportError.objects.bulk_create(
+        CustomerImportError(
+            workspace_id=customer_import.workspace_id,
+            customer_import=customer_import,
+            row_number=number,
+            field=(field or "")[:255],
+            message=message[:500],
+        )
+        for number, field, message in failures[: max(room, 0)]
+    )
+
+
+def customer_import_claim(*, customer_import: CustomerImport, now: datetime | None = None) -> bool:
+    """Take the import for this worker: queued, or running but silent for STALL_AFTER."""
+    now = now or timezone.now()
+    claimable = Q(status=CustomerImport.Status.QUEUED) | Q(
+        status=CustomerImport.Status.RUNNING, heartbeat_at__lt=now - STALL_AFTER
+    )
+    claimed = CustomerImport.objects.filter(claimable, id=customer_import.id).update(
+        status=CustomerImport.Status.RUNNING, heartbeat_at=now, started_at=now
+    )
+    return claimed == 1
+
+
+def customer_import_run(*, customer_import: CustomerImport, batch_rows: int = BATCH_ROWS) -> None:
+    """Process the import from its checkpoint to the end (call after claiming it)."""
+    batch, failures = [], []
+
+    def flush():
+        now = timezone.now()
+        with transaction.atomic():
+            current = CustomerImport.objects.select_for_update().get(id=customer_import.id)
+            problems = failures + _apply_batch(current, batch, now)
+            _record_failures(current, problems)
+            current.next_row = last_number
+            current.bytes_done = min(stream.bytes_read, current.size_bytes)
+            current.heartbeat_at = now
+            current.save()
+        customer_import.__dict__.update(current.__dict__)
+        batch.clear()
+        failures.clear()
+
+    last_number = customer_import.next_row
+    try:
+        stream, rows = _rows(customer_import)
+        for number, row in rows:
+            if number <= customer_import.next_row:
+                continue
+            last_number = number
+            try:
+                batch.append(_parse_row(number, row, customer_import))
+            except InvalidInput as error:
+                failures.append((number, error.field, error.message))
+            if len(batch) + len(failures) >= batch_rows:
+                flush()
+        flush()
+    except (UnicodeDecodeError, csv.Error) as error:
+        reason = (
+            "the file is not UTF-8 text" if isinstance(error, UnicodeDecodeError) else str(error)
+        )
+        CustomerImport.objects.filter(id=customer_import.id).update(
+            status=CustomerImport.Status.FAILED,
+            error=f"stopped after row {last_number}: {reason}",
+            finished_at=timezone.now(),
+        )
+        return
+    CustomerImport.objects.filter(id=customer_import.id).update(
+        status=CustomerImport.Status.SUCCEEDED, bytes_done=customer_import.size_bytes,
+        finished_at=timezone.now(),
+    )  # fmt: skip
+    CustomerImportChunk.objects.filter(customer_import=customer_import).delete()
+
+
+def customer_import_errors_csv(*, customer_import: CustomerImport) -> Iterator[str]:
+    """The per-row error report as CSV lines, streamed.
+
+    The response is consumed after the view returns (and the request's workspace context is
+    gone), so the generator enters the import's workspace itself.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["row", "column", "error"])
+    yield buffer.getvalue()
+    with workspace_scope(customer_import.workspace_id):
+        errors = (
+            CustomerImportError.objects.filter(customer_import_id=customer_import.id)
+            .order_by("row_number", "id")
+            .values_list("row_number", "field", "message")
+            .iterator(chunk_size=2000)
+        )
+        for row in errors:
+            buffer.seek(0)
+            buffer.truncate()
+            writer.writerow(row)
+            yield buffer.getvalue()
