@@ -142,7 +142,8 @@ def test_an_email_owned_by_another_customer_fails_that_row_only(api, workspace):
         (b"external_id\nu1\n", {"mapping": {"external_id": "salary"}},
          {"mapping.external_id": ["'salary' is not a target: use a profile field, traits.<key>, "
                                   "tags.<key>, consent.<purpose> or ignore"]}),
-        (b"external_id\nu1\n", {"match_by": "phone"}, {"match_by": ["match_by is external_id or email"]}),
+        (b"external_id\nu1\n", {"match_by": "phone"},
+         {"match_by": ["match_by is external_id or email"]}),
     ],
 )  # fmt: skip
 def test_bad_uploads_are_refused_with_the_reason(api, workspace, content, fields, errors):
