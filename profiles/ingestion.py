@@ -142,7 +142,7 @@ class _Batch:
         self.messages = [m for m in unique if m.message_id not in stored]
 
     def drop_erased(self) -> None:
-        hashes = {}
+        hashes: dict[str, set[int]] = defaultdict(set)
         for message in self.messages:
             for kind, value in (
                 ("external_id", message.user_id),
@@ -156,7 +156,7 @@ class _Batch:
                             kind,
                             value.strip().lower() if kind == "email" else value,
                         )
-                    ] = message.index
+                    ].add(message.index)
         if not hashes:
             return
         erased = set(
@@ -166,7 +166,7 @@ class _Batch:
                 [self.workspace.id, list(hashes)],
             )
         )
-        dropped = {index for digest, index in hashes.items() if digest in erased}
+        dropped = {index for digest in erased for index in hashes[digest]}
         for message in self.messages:
             if message.index in dropped:
                 self.result.rejected.append(
@@ -300,9 +300,10 @@ class _Batch:
             except ServiceError as error:  # a refused merge must not cost the batch its events
                 self.result.warnings.append(f"alias {message.previous_id!r}: {error.message}")
                 continue
-            for user_id, customer_id in self.customer_by_user.items():
-                if customer_id == loser.id:
-                    self.customer_by_user[user_id] = winner_id
+            for ids in (self.customer_by_user, self.customer_by_anonymous):
+                for value, customer_id in ids.items():
+                    if customer_id == loser.id:
+                        ids[value] = winner_id
 
     def apply_traits(self) -> None:
         updates: dict[int, list[Message]] = defaultdict(list)

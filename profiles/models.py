@@ -102,8 +102,18 @@ class Customer(TenantModel):
         ]
         indexes = [
             models.Index(fields=["workspace", "-updated_at", "-id"], name="customer_ws_updated"),
-            models.Index(fields=["workspace", "phone"], name="customer_ws_phone"),
-        ]
+            # Prefix search (customers list): LIKE 'term%' needs pattern operator classes.
+            models.Index(
+                fields=["workspace", "email"], opclasses=["int8_ops", "varchar_pattern_ops"],
+                name="customer_ws_email_prefix",
+            ),
+            models.Index(
+                fields=["workspace", "phone"], opclasses=["int8_ops", "varchar_pattern_ops"],
+                name="customer_ws_phone_prefix",
+            ),
+            # Name prefix indexes (UPPER(first_name), UPPER(last_name)) are created in
+            # migration 0003 with SQL: Django cannot combine a column and an OpClass expression.
+        ]  # fmt: skip
 
     def __str__(self):
         return self.email or self.external_id or f"customer {self.id}"

@@ -41,8 +41,14 @@ def _countries() -> frozenset[str]:
     return frozenset(regions)
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def strip_nul(value: str) -> str:
-    return value.replace("\x00", "")
+    """Without NULs, and with lone surrogates (from JSON escapes like "\\ud800") replaced by
+    U+FFFD: Postgres can store neither, and UTF-8 cannot encode the second."""
+    value = value.replace("\x00", "")
+    return value if value.isascii() else _LONE_SURROGATE.sub("\ufffd", value)
 
 
 def clean_json(value: Any, *, field: str, depth: int = 0) -> Any:

@@ -26,8 +26,9 @@ def customers_list(
         customers = customers.filter(updated_at__gte=updated_since)
     if search:
         term = search.strip()
+        # Each arm matches one prefix index (emails are stored lower-cased).
         customers = customers.filter(
-            Q(email__istartswith=term)
+            Q(email__startswith=term.lower())
             | Q(external_id=term)
             | Q(phone__startswith=term)
             | Q(first_name__istartswith=term)

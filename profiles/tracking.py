@@ -47,7 +47,10 @@ def _id(value: Any, *, field: str) -> str:
 def _timestamp(value: Any, *, field: str) -> datetime | None:
     if value in (None, ""):
         return None
-    parsed = parse_datetime(value) if isinstance(value, str) else None
+    try:
+        parsed = parse_datetime(value) if isinstance(value, str) else None
+    except ValueError:  # well-formed but impossible, like February 30
+        parsed = None
     if parsed is None:
         raise InvalidInput("must be an ISO 8601 date-time", field=field)
     if parsed.tzinfo is None:
@@ -68,7 +71,10 @@ def occurred_at(item: dict, *, received_at: datetime, context: dict) -> datetime
     sent_at = _timestamp(item.get("sentAt"), field="sentAt")
     if timestamp is None:
         return received_at
-    corrected = timestamp + (received_at - sent_at) if sent_at else timestamp
+    try:
+        corrected = timestamp + (received_at - sent_at) if sent_at else timestamp
+    except OverflowError as error:
+        raise InvalidInput("too far from the time it was received", field="sentAt") from error
     if corrected > received_at + FUTURE_TOLERANCE:
         context.setdefault("masivo", {})["original_timestamp"] = item["timestamp"]
         return received_at
@@ -153,7 +159,9 @@ def parse_segment_batch(
                     index,
                     error.message,
                     field=error.field,
-                    message_id=message_id if isinstance(message_id, str) else None,
+                    message_id=normalize.strip_nul(message_id)
+                    if isinstance(message_id, str)
+                    else None,
                 )
             )
     return messages, rejected

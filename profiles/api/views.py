@@ -13,7 +13,7 @@ from masivo.tenancy.api.permissions import HasWorkspaceRole
 from masivo.tenancy.api.views import WorkspaceAPIView
 from masivo.tenancy.errors import InvalidInput
 from masivo.tenancy.roles import Permission
-from profiles import selectors
+from profiles import normalize, selectors
 from profiles.api import serializers as s
 from profiles.consent import consent_update, may_contact
 from profiles.ingestion import Rejection, ingest_batch
@@ -37,7 +37,10 @@ def _since(request, name: str):
     value = request.query_params.get(name)
     if not value:
         return None
-    parsed = parse_datetime(value)
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:  # well-formed but impossible, like February 30
+        parsed = None
     if parsed is None:
         raise exceptions.ValidationError({name: ["must be an ISO 8601 date-time"]})
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
@@ -163,6 +166,8 @@ class CustomerConsentView(CustomerScopedView):
     def patch(self, request, id):
         body = request.data if isinstance(request.data, dict) else {}
         source = body.get("source", "api")
+        if isinstance(source, str):
+            source = normalize.strip_nul(source)
         if not isinstance(source, str) or not source.strip() or len(source) > 100:
             raise exceptions.ValidationError({"source": ["a string of 1 to 100 characters"]})
         customer = consent_update(
