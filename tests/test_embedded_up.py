@@ -68,6 +68,30 @@ class Up:
         return self.process.wait(timeout=60)
 
 
+def assert_the_worker_follows_up_on_tracked_events(base: str, write: str, secret: str):
+    """A purchase sent to the tracking API shows in the customer's metrics once the Celery
+    worker has run the follow-up: web → Redis → worker → Postgres, all real."""
+    tracked = requests.post(
+        f"{base}/v1/track",
+        json={"userId": "u-1", "event": "purchase", "properties": {"value": 25}},
+        auth=(write, ""),
+        timeout=10,
+    )
+    assert tracked.json() == {"success": True}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = requests.get(
+            f"{base}/api/v1/customers?external_id=u-1",
+            headers={"Authorization": f"Bearer {secret}"},
+            timeout=10,
+        ).json()["results"]
+        if found and found[0]["metrics"]["purchase_count"] == 1:
+            assert found[0]["metrics"]["purchase_total"] == "25.00"
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"the follow-up never ran: {found}")
+
+
 def test_up_runs_on_embedded_servers_and_keeps_data_across_restarts(tmp_path):
     data_dir = tmp_path / "data"
     port = free_port()
@@ -75,6 +99,7 @@ def test_up_runs_on_embedded_servers_and_keeps_data_across_restarts(tmp_path):
 
     first = Up(data_dir, port)
     try:
+        write = first.wait_for(r"Write key:\s+(msv_wk_\w+)").group(1)
         secret = first.wait_for(r"Secret API key:\s+(msv_sk_\w+)").group(1)
         first.wait_for(r"Masivo is running at")
         ready = requests.get(f"{base}/readyz", timeout=10)
@@ -85,6 +110,7 @@ def test_up_runs_on_embedded_servers_and_keeps_data_across_restarts(tmp_path):
         )
         assert workspace.status_code == 200
         assert workspace.json()["name"] == "Demo"
+        assert_the_worker_follows_up_on_tracked_events(base, write, secret)
 
         second = subprocess.run(
             [MASIVO, "up", "--port", str(free_port())],
