@@ -23,3 +23,7 @@ def bad_request(request, exception=None):
     if request.path.startswith(API_PREFIXES):
         return json_bad_request(request)
     return render(request, "errors/400.html", status=400)
+
+
+def permission_denied(request, exception=None):
+    return render(request, "errors/403.html", status=403)

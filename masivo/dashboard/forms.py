@@ -1,0 +1,81 @@
+"""Dashboard forms. They check shapes only; the services own every rule."""
+
+import zoneinfo
+from functools import cache
+
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm, UsernameField
+
+from masivo.dashboard.login_throttle import normalize_username
+from masivo.tenancy.errors import ServiceError
+from masivo.tenancy.models import ApiKey
+from masivo.tenancy.roles import Role
+
+
+@cache
+def timezone_choices() -> list[tuple[str, str]]:
+    return [(name, name) for name in sorted(zoneinfo.available_timezones())]
+
+
+def as_sentence(message: str) -> str:
+    """Services word errors in lower case; start with a capital unless that would change a
+    value (an email address, a quoted name)."""
+    first_word = message.split(" ", 1)[0]
+    return message[:1].upper() + message[1:] if first_word.isalpha() else message
+
+
+def add_service_error(form: forms.Form, error: ServiceError) -> None:
+    """Show a service's refusal on the field it names, or on the whole form."""
+    field = error.field if error.field in form.fields else None
+    form.add_error(field, as_sentence(error.message))
+
+
+class LoginForm(AuthenticationForm):
+    username = UsernameField(
+        label="Email",
+        widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "username"}),
+    )
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "invalid_login": "That email and password do not match an account.",
+    }
+
+    def clean_username(self):
+        # Accounts are created with lower-case emails as usernames (member_add, provisioning).
+        return normalize_username(self.cleaned_data["username"])
+
+
+class WorkspaceSettingsForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    timezone = forms.ChoiceField(
+        label="Time zone",
+        choices=timezone_choices,
+        help_text="Used for schedules, quiet hours and reports when a customer has none.",
+    )
+
+
+class ApiKeyCreateForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="Where the key is used, e.g. “iOS app”.")
+    kind = forms.ChoiceField(
+        choices=ApiKey.Kind.choices, initial=ApiKey.Kind.SECRET, widget=forms.RadioSelect
+    )
+    role = forms.ChoiceField(
+        choices=[(Role.ADMIN, "Admin"), (Role.MARKETER, "Marketer"), (Role.VIEWER, "Viewer")],
+        initial=Role.VIEWER,
+        required=False,
+        help_text="What a secret key may do. Write keys only send events and profiles.",
+    )
+
+
+class MemberAddForm(forms.Form):
+    email = forms.EmailField(widget=forms.EmailInput(attrs={"placeholder": "name@company.com"}))
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.MARKETER)
+
+    def __init__(self, *args, can_grant_owner: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not can_grant_owner:
+            self.fields["role"].choices = [c for c in Role.choices if c[0] != Role.OWNER]
+
+
+class MemberRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)

@@ -1,0 +1,94 @@
+"""The product's sections. Until each app brings its own pages, each shows what will be there."""
+
+from dataclasses import dataclass
+
+from django.shortcuts import render
+from django.views.decorators.http import require_safe
+
+from masivo.dashboard.decorators import workspace_view
+from masivo.tenancy.roles import Permission
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    title: str
+    lead: str
+    empty_title: str
+    empty_text: str
+
+
+SECTIONS = {
+    section.name: section
+    for section in [
+        Section(
+            name="customers",
+            title="Customers",
+            lead="Profiles, traits, consent and the events each customer sent.",
+            empty_title="No customers yet",
+            empty_text=(
+                "Customers will appear here once events or profiles arrive through the API "
+                "or an import."
+            ),
+        ),
+        Section(
+            name="audiences",
+            title="Audiences",
+            lead="Segments built from rules on traits and events, or from uploaded lists.",
+            empty_title="No audiences yet",
+            empty_text=(
+                "Audiences will appear here once you define one with rules on traits and events "
+                "or upload a list of customers."
+            ),
+        ),
+        Section(
+            name="journeys",
+            title="Journeys",
+            lead="Automated, multi-step flows triggered by events or audience changes.",
+            empty_title="No journeys yet",
+            empty_text=(
+                "Journeys will appear here once you design a flow that starts from an event "
+                "or from customers entering an audience."
+            ),
+        ),
+        Section(
+            name="messages",
+            title="Messages",
+            lead="Templates, one-shot campaigns and every email, push and WhatsApp send.",
+            empty_title="No messages yet",
+            empty_text=(
+                "Messages will appear here once a campaign or journey sends an email, push "
+                "notification, WhatsApp or in-app message."
+            ),
+        ),
+        Section(
+            name="destinations",
+            title="Destinations",
+            lead="Ad platforms, tools and warehouses that receive your audiences and events.",
+            empty_title="No destinations yet",
+            empty_text=(
+                "Destinations will appear here once you connect Meta, Google Ads, TikTok, Braze, "
+                "a webhook or an S3 export."
+            ),
+        ),
+    ]
+}
+
+
+def section_view(name: str):
+    section = SECTIONS[name]
+
+    @require_safe
+    @workspace_view(permission=Permission.READ)
+    def view(request):
+        return render(request, "dashboard/section.html", {"section": section})
+
+    view.__name__ = f"{name}_section"
+    return view
+
+
+customers = section_view("customers")
+audiences = section_view("audiences")
+journeys = section_view("journeys")
+messages = section_view("messages")
+destinations = section_view("destinations")
