@@ -213,9 +213,16 @@ def command_test(args) -> int:
     from masivo.runtime import ensure_services
 
     services = ensure_services()
+    # A test database of this run's own, so that two runs on one server do not collide.
+    env = os.environ | {
+        "DATABASE_TEST_NAME": os.environ.get("DATABASE_TEST_NAME") or f"test_masivo_{os.getpid()}"
+    }
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "pytest", *args.pytest_args], cwd=PROJECT_ROOT, check=False
+            [sys.executable, "-m", "pytest", *args.pytest_args],
+            cwd=PROJECT_ROOT,
+            check=False,
+            env=env,
         )
         return result.returncode
     finally:

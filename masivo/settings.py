@@ -211,6 +211,12 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 
+# Prefix of every counter key Masivo keeps in Redis (rate limits, login throttling).
+MASIVO_REDIS_PREFIX = os.environ.get("MASIVO_REDIS_PREFIX", "masivo:")
+# How many reverse proxies in front of Masivo append to X-Forwarded-For (0: none; the client's
+# address is REMOTE_ADDR). Used to find the client for login throttling.
+MASIVO_TRUSTED_PROXIES = env_int("MASIVO_TRUSTED_PROXIES", 0)
+
 # Login throttling: after this many failures for one username or one IP within the window,
 # further attempts are refused until the window passes.
 MASIVO_LOGIN_MAX_FAILURES = env_int("MASIVO_LOGIN_MAX_FAILURES", 5)

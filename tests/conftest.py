@@ -1,4 +1,7 @@
+import uuid
+
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test import Client
 
@@ -12,10 +15,13 @@ from tests.factories import MemberFactory, WorkspaceFactory
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _clean_redis_counters():
-    """Rate-limit and login counters from an earlier run must not leak into this one."""
+def _own_redis_counters():
+    """Counters under a prefix of this run's own: key ids repeat across test databases, and
+    another run may share the Redis server."""
+    settings.MASIVO_REDIS_PREFIX = f"masivo-test-{uuid.uuid4().hex[:12]}:"
+    yield
     client = get_redis()
-    for key in client.scan_iter("masivo:*"):
+    for key in client.scan_iter(f"{settings.MASIVO_REDIS_PREFIX}*"):
         client.delete(key)
 
 

@@ -4,6 +4,7 @@ import zoneinfo
 from functools import cache
 
 from django import forms
+from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm, UsernameField
 
 from masivo.dashboard.login_throttle import normalize_username
@@ -41,8 +42,16 @@ class LoginForm(AuthenticationForm):
     }
 
     def clean_username(self):
-        # Accounts are created with lower-case emails as usernames (member_add, provisioning).
-        return normalize_username(self.cleaned_data["username"])
+        # Sign-in is case-insensitive; the stored spelling is what authentication matches
+        # (accounts made by `createsuperuser` may have capitals).
+        typed = normalize_username(self.cleaned_data["username"])
+        stored = (
+            get_user_model()
+            .objects.filter(username__iexact=typed)
+            .values_list("username", flat=True)
+            .first()
+        )
+        return stored or typed
 
 
 class WorkspaceSettingsForm(forms.Form):

@@ -92,6 +92,7 @@ def workspace_provision(
 def workspace_update(
     *, workspace: Workspace, actor: Actor, name: str | None = None, timezone_name: str | None = None
 ) -> Workspace:
+    """Rename and/or set the time zone; everything is checked before anything changes."""
     _require(actor, Permission.MANAGE_WORKSPACE)
     if name is not None:
         name = name.strip()
@@ -100,9 +101,12 @@ def workspace_update(
         clash = workspace.organization.workspaces.filter(name__iexact=name).exclude(id=workspace.id)
         if clash.exists():
             raise Conflict(f"a workspace named {name!r} already exists", field="name")
+    if timezone_name is not None:
+        _validate_timezone(timezone_name)
+    if name is not None:
         workspace.name = name
     if timezone_name is not None:
-        workspace.timezone = _validate_timezone(timezone_name)
+        workspace.timezone = timezone_name
     workspace.save(update_fields=["name", "timezone"])
     return workspace
 

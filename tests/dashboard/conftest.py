@@ -1,7 +1,7 @@
 import pytest
+from django.conf import settings
 from django.test import Client
 
-from masivo.dashboard.login_throttle import KEY_PREFIX
 from masivo.tenancy.redis import get_redis
 
 PASSWORD = "correct horse battery staple"  # tests.factories.UserFactory's password
@@ -17,7 +17,7 @@ def _fast_password_hashing(settings):
 def _clear_login_counters():
     """Every test client signs in from 127.0.0.1: one test's failures must not lock the next."""
     client = get_redis()
-    for key in client.scan_iter(f"{KEY_PREFIX}*"):
+    for key in client.scan_iter(f"{settings.MASIVO_REDIS_PREFIX}login:*"):
         client.delete(key)
 
 

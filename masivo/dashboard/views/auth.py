@@ -1,5 +1,6 @@
 """Sign-in with throttling, sign-out, and the admin's door to the same sign-in."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
@@ -13,7 +14,15 @@ from masivo.dashboard.forms import LoginForm
 
 
 def client_ip(request) -> str:
-    # REMOTE_ADDR only: forwarded headers are client-controlled unless a proxy rewrites them.
+    """The client's address. Behind MASIVO_TRUSTED_PROXIES reverse proxies, it is the entry of
+    X-Forwarded-For that the outermost trusted proxy appended; the rest of the header is
+    client-controlled and ignored. With no trusted proxies, REMOTE_ADDR."""
+    proxies = settings.MASIVO_TRUSTED_PROXIES
+    if proxies:
+        hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        hops = [hop for hop in hops if hop]
+        if len(hops) >= proxies:
+            return hops[-proxies]
     return request.META.get("REMOTE_ADDR") or "unknown"
 
 

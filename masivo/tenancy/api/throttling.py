@@ -24,7 +24,8 @@ class ApiKeyRateThrottle(BaseThrottle):
         limit = settings.MASIVO_API_RATE_LIMIT_PER_MINUTE
         try:
             hits, self.retry_after = hit_counter(
-                f"masivo:ratelimit:api:{api_key.id}", window_seconds=self.window_seconds
+                f"{settings.MASIVO_REDIS_PREFIX}ratelimit:api:{api_key.id}",
+                window_seconds=self.window_seconds,
             )
         except redis.RedisError:
             logger.warning("rate limiting skipped: Redis unavailable", exc_info=True)
