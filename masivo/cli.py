@@ -170,6 +170,24 @@ def _run_children(args) -> int:
     return exit_code
 
 
+# masivo down ----------------------------------------------------------------------------------
+
+
+def command_down(args) -> int:
+    """Stop the embedded PostgreSQL and Redis that `manage.py` or a crashed `up` left running."""
+    from masivo.runtime import EmbeddedServices, data_dir
+
+    lock = _acquire_up_lock(data_dir())
+    try:
+        services = EmbeddedServices(root=data_dir())
+        services.stop_redis()
+        services.stop_postgres()
+    finally:
+        lock.close()
+    print(f"embedded servers in {data_dir()} are stopped")
+    return 0
+
+
 # masivo workspace create ----------------------------------------------------------------------
 
 
@@ -239,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--web-workers", type=int, default=2)
     up.add_argument("--worker-concurrency", type=int, default=2)
     up.set_defaults(handler=command_up)
+
+    down = commands.add_parser("down", help="stop the embedded servers of MASIVO_DATA_DIR")
+    down.set_defaults(handler=command_down)
 
     workspace = commands.add_parser("workspace", help="manage workspaces")
     workspace_commands = workspace.add_subparsers(dest="workspace_command", required=True)

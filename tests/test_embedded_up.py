@@ -137,3 +137,19 @@ def test_up_runs_on_embedded_servers_and_keeps_data_across_restarts(tmp_path):
         assert workspace.status_code == 200
     finally:
         assert again.stop() == 0
+
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    env |= {"MASIVO_DATA_DIR": str(data_dir)}
+    env.pop("XDG_RUNTIME_DIR", None)
+    subprocess.run(
+        [sys.executable, "manage.py", "showmigrations", "tenancy"],
+        env=env,
+        check=True,
+        capture_output=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert (data_dir / "redis" / "redis.pid").exists()  # manage.py leaves the servers running
+    down = subprocess.run([MASIVO, "down"], env=env, capture_output=True, text=True, check=True)
+    assert down.stdout.strip() == f"embedded servers in {data_dir} are stopped"
+    assert not (data_dir / "postgres" / "postmaster.pid").exists()
+    assert not (data_dir / "redis" / "redis.pid").exists()
