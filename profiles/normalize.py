@@ -3,7 +3,7 @@
 Each function returns the clean value or raises `InvalidInput` naming the field. Documented
 normalizations (docs/api.md, "Bad input"): emails are trimmed and lower-cased; phones become
 E.164; countries upper-case ISO alpha-2; NUL characters are removed from every string (Postgres
-cannot store them); tag keys are trimmed.
+cannot store them) and lone surrogates become U+FFFD; tag keys are trimmed.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ MAX_JSON_DEPTH = 10
 MAX_KEY_LENGTH = 255
 MAX_TAGS = 200
 MAX_TAG_VALUE_LENGTH = 500
+MAX_EMAIL_LENGTH = 254  # the column's length (RFC 5321's limit for a path)
+MAX_LOCALE_LENGTH = 35  # the column's length
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
 
 
@@ -93,6 +95,8 @@ def clean_email(value: Any, *, field: str = "email") -> str | None:
         validate_email(email)
     except ValidationError as error:
         raise InvalidInput(f"{value!r} is not a valid email address", field=field) from error
+    if len(email) > MAX_EMAIL_LENGTH:
+        raise InvalidInput(f"longer than {MAX_EMAIL_LENGTH} characters", field=field)
     return email
 
 
@@ -132,7 +136,11 @@ def clean_timezone(value: Any, *, field: str = "timezone") -> str:
 def clean_locale(value: Any, *, field: str = "locale") -> str:
     if value in (None, ""):
         return ""
-    if not isinstance(value, str) or not _LOCALE.match(value.strip()):
+    if (
+        not isinstance(value, str)
+        or len(value.strip()) > MAX_LOCALE_LENGTH
+        or not _LOCALE.match(value.strip())
+    ):
         raise InvalidInput(f"{value!r} is not a locale like 'es-MX'", field=field)
     return value.strip().replace("_", "-")
 

@@ -76,7 +76,10 @@ def occurred_at(item: dict, *, received_at: datetime, context: dict) -> datetime
     except OverflowError as error:
         raise InvalidInput("too far from the time it was received", field="sentAt") from error
     if corrected > received_at + FUTURE_TOLERANCE:
-        context.setdefault("masivo", {})["original_timestamp"] = item["timestamp"]
+        # A new dict: the client's "masivo" may be any JSON, or shared through the batch context.
+        masivo = context.get("masivo")
+        masivo = masivo if isinstance(masivo, dict) else {}
+        context["masivo"] = {**masivo, "original_timestamp": item["timestamp"]}
         return received_at
     return corrected
 

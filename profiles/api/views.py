@@ -5,7 +5,7 @@ from datetime import UTC
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions, permissions, status
+from rest_framework import exceptions, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
@@ -220,14 +220,14 @@ class CustomerTokenView(CustomerScopedView):
         return Response({"customer_token": token, "expires_in": expires_in})
 
 
-class DevicePermission(permissions.BasePermission):
+class DevicePermission(HasWorkspaceRole):
     """Secret keys need `edit_marketing`; a write key needs a customer token for this customer
     (checked in the view, where the customer is known)."""
 
     def has_permission(self, request, view):
         if getattr(request, "is_write_key", False):
             return True
-        return HasWorkspaceRole().has_permission(request, view)
+        return super().has_permission(request, view)
 
 
 class CustomerDevicesView(CustomerScopedView):
@@ -351,7 +351,7 @@ class EventListView(WorkspaceAPIView):
             "rejected": [r.as_dict() for r in rejected],
             "warnings": result.warnings,
         }
-        return Response(body, status=400 if rejected and not messages else 200)
+        return Response(body, status=400 if len(rejected) == len(items) else 200)
 
 
 class ProfileSettingsView(WorkspaceAPIView):
