@@ -235,6 +235,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "masivo.tenancy.api.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+    # ASCII JSON: a lone surrogate echoed back in an error (\ud800) must render, not 500.
+    "UNICODE_JSON": False,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Masivo API",

@@ -148,6 +148,9 @@ class _Batch:
                 ("external_id", message.user_id),
                 ("anonymous_id", message.anonymous_id),
                 ("email", message.traits.get("email") if message.type == "identify" else None),
+                # alias(previousId): an erased user id or anonymous id must not come back
+                ("external_id", message.previous_id),
+                ("anonymous_id", message.previous_id),
             ):
                 if isinstance(value, str) and value:
                     hashes[

@@ -110,7 +110,7 @@ def clean_phone(value: Any, *, field: str = "phone", country: str | None = None)
         number = phonenumbers.parse(text, country or None)
     except phonenumbers.NumberParseException as error:
         raise InvalidInput(
-            f"{text!r} is not a phone number (use E.164, e.g. +5215512345678)", field=field
+            f"{text!r} is not a phone number (use E.164, e.g. +525512345678)", field=field
         ) from error
     if not phonenumbers.is_valid_number(number):
         raise InvalidInput(f"{text!r} is not a valid phone number", field=field)

@@ -116,6 +116,8 @@ def parse_segment_message(
             raise InvalidInput(f"longer than {MAX_EVENT_NAME_LENGTH} characters", field="event")
     else:
         name = EVENT_NAMES[kind]
+        if kind == "page" and isinstance(item.get("category"), str):
+            properties.setdefault("category", normalize.strip_nul(item["category"])[:500])
         if kind in ("page", "screen") and item.get("name") is not None:
             properties.setdefault(
                 "name", normalize.clean_text(item["name"], field="name", max_length=500)

@@ -81,7 +81,7 @@ class TrackingView(APIView):
                 "rejected": [r.as_dict() for r in rejected],
                 "warnings": result.warnings,
             }
-        if rejected and not messages:
+        if items and len(rejected) == len(items):
             first = rejected[0]
             body = {"detail": first.reason, "code": "invalid", "success": False}
             body["errors"] = {first.field or "message": [first.reason]}

@@ -109,6 +109,15 @@ def customer_upsert(
             )
             if customer:
                 break
+    new_external_id = profile.fields.get("external_id")
+    if (
+        customer
+        and customer.external_id
+        and new_external_id
+        and customer.external_id != new_external_id
+    ):
+        # Matched by email, but the body names another external id: never silently re-key.
+        raise Conflict("this email belongs to a customer with another external_id", field="email")
     created = customer is None
     if created:
         customer = Customer(workspace=workspace, created_at=now, is_anonymous=True)
@@ -153,7 +162,10 @@ def customer_tags_delete(*, customer: Customer, keys: list[str] | None) -> Custo
 def customer_identify(
     *, customer: Customer, external_id: str | None = None, email: str | None = None, actor: str
 ) -> Customer:
-    """Make an anonymous customer known. If the id belongs to someone else, merge into them."""
+    """Make an anonymous customer known. If the id belongs to someone else (or is an alias of
+    someone), merge into them. A customer that is already known is a conflict."""
+    if not customer.is_anonymous:
+        raise Conflict("this customer is already identified", code="already_identified")
     fields = clean_profile_fields({"external_id": external_id, "email": email})
     fields = {key: value for key, value in fields.items() if value}
     if not fields:
@@ -161,6 +173,9 @@ def customer_identify(
     _refuse_erased(customer.workspace, fields)
     for key, value in fields.items():
         known = Customer.objects.filter(**{key: value}).exclude(id=customer.id).first()
+        if known is None and key == "external_id":
+            alias = Identity.objects.filter(kind=Identity.Kind.ALIAS, value=value).first()
+            known = alias.customer if alias and alias.customer_id != customer.id else None
         if known:
             customers_merge(winner=known, loser=customer, reason="identify", actor=actor)
             return Customer.objects.get(id=known.id)

@@ -315,13 +315,13 @@ def test_a_late_track_for_an_erased_customer_is_rejected_and_stores_nothing(
 
     response = tracking.post("track", {"userId": "u1", "event": "Late", "messageId": "late-1"})
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert response.json() == {
-        "success": True,
-        "accepted": 0,
-        "duplicates": 0,
+        "detail": ERASED,
+        "code": "invalid",
+        "success": False,
+        "errors": {"message": [ERASED]},
         "rejected": [{"index": 0, "reason": ERASED, "messageId": "late-1"}],
-        "warnings": [],
     }
     assert rows(workspace, Customer, "external_id") == ["u2"]
     assert events(workspace) == [("other-1", u2.id)]
