@@ -1,12 +1,43 @@
 from django.urls import include, path
 
-from masivo.dashboard.views import api_keys, home, members, sections, workspace_settings
+from masivo.dashboard.views import (
+    api_keys,
+    customers,
+    home,
+    imports,
+    members,
+    sections,
+    workspace_settings,
+)
 
 app_name = "dashboard"
 
 workspace_pages = [
     path("", home.overview, name="overview"),
-    path("customers/", sections.customers, name="customers"),
+    path("customers/", customers.customers_list, name="customers"),
+    path("customers/<int:customer_id>/", customers.customer_detail, name="customer_detail"),
+    path("customers/<int:customer_id>/events/", customers.customer_events, name="customer_events"),
+    path(
+        "customers/<int:customer_id>/consent/",
+        customers.customer_consent,
+        name="customer_consent",
+    ),
+    path("customers/import/", imports.customer_imports, name="customer_imports"),
+    path(
+        "customers/import/<int:import_id>/",
+        imports.customer_import_detail,
+        name="customer_import_detail",
+    ),
+    path(
+        "customers/import/<int:import_id>/progress/",
+        imports.customer_import_progress,
+        name="customer_import_progress",
+    ),
+    path(
+        "customers/import/<int:import_id>/errors.csv",
+        imports.customer_import_errors,
+        name="customer_import_errors",
+    ),
     path("audiences/", sections.audiences, name="audiences"),
     path("journeys/", sections.journeys, name="journeys"),
     path("messages/", sections.messages, name="messages"),

@@ -87,7 +87,6 @@ def section_view(name: str):
     return view
 
 
-customers = section_view("customers")
 audiences = section_view("audiences")
 journeys = section_view("journeys")
 messages = section_view("messages")
