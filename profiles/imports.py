@@ -265,22 +265,20 @@ def _apply_batch(customer_import: CustomerImport, rows: list[_Row], now: datetim
         getattr(c, match_by): c
         for c in Customer.objects.select_for_update().filter(**{f"{match_by}__in": list(latest)})
     }
-    emails = {row.fields["email"] for row in latest.values() if row.fields.get("email")}
-    owners = dict(
-        Customer.objects.filter(email__in=emails).values_list("email", "external_id")
-        if match_by == "external_id"
-        else []
-    )
+    # The other unique id (email when matching by external id, and the reverse) must not
+    # belong to a different customer: such a row fails alone instead of failing the batch.
+    other = "email" if match_by == "external_id" else "external_id"
+    wanted = {row.fields[other] for row in latest.values() if row.fields.get(other)}
+    owners = dict(Customer.objects.filter(**{f"{other}__in": wanted}).values_list(other, match_by))
     failures, to_create, to_update, history = [], [], [], []
-    claimed_emails = {}
+    claimed = {}
     for key, row in latest.items():
-        email = row.fields.get("email")
-        if email and match_by == "external_id":
-            owner = owners.get(email, key)
-            if owner != key or claimed_emails.get(email, key) != key:
-                failures.append((row.number, "email", f"{email} belongs to another customer"))
+        value = row.fields.get(other)
+        if value:
+            if owners.get(value, key) != key or claimed.get(value, key) != key:
+                failures.append((row.number, other, f"{value} belongs to another customer"))
                 continue
-            claimed_emails[email] = key
+            claimed[value] = key
         customer = existing.get(key)
         if customer is None:
             customer = Customer(

@@ -2,6 +2,7 @@
 
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 from django.utils.timezone import now
 
 from masivo.tenancy.managers import TenantModel
@@ -58,6 +59,17 @@ class Customer(TenantModel):
     phone = models.CharField(max_length=20, null=True, blank=True)
     first_name = models.CharField(max_length=100, blank=True)
     last_name = models.CharField(max_length=100, blank=True)
+    # Upper-cased copies for case-insensitive name search with starts_with() (profiles.lookups).
+    first_name_upper = models.GeneratedField(
+        expression=Upper("first_name"),
+        output_field=models.CharField(max_length=100),
+        db_persist=True,
+    )
+    last_name_upper = models.GeneratedField(
+        expression=Upper("last_name"),
+        output_field=models.CharField(max_length=100),
+        db_persist=True,
+    )
     gender = models.CharField(max_length=12, choices=Gender.choices, blank=True)
     birth_date = models.DateField(null=True, blank=True)
     country = models.CharField(max_length=2, blank=True)
@@ -111,8 +123,19 @@ class Customer(TenantModel):
                 fields=["workspace", "phone"], opclasses=["int8_ops", "varchar_pattern_ops"],
                 name="customer_ws_phone_prefix",
             ),
-            # Name prefix indexes (UPPER(first_name), UPPER(last_name)) are created in
-            # migration 0003 with SQL: Django cannot combine a column and an OpClass expression.
+            models.Index(
+                fields=["workspace", "first_name_upper"],
+                opclasses=["int8_ops", "varchar_pattern_ops"],
+                name="customer_ws_first_upper",
+            ),
+            models.Index(
+                fields=["workspace", "last_name_upper"],
+                opclasses=["int8_ops", "varchar_pattern_ops"],
+                name="customer_ws_last_upper",
+            ),
+            models.Index(
+                fields=["workspace", "country", "-updated_at", "-id"], name="customer_ws_country"
+            ),
         ]  # fmt: skip
 
     def __str__(self):

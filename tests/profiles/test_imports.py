@@ -193,3 +193,17 @@ def test_a_finished_import_is_not_run_twice(api, workspace):
     run(workspace, job["id"])
     status = api.get(f"/api/v1/customer-imports/{job['id']}").json()
     assert (status["rows_created"], status["rows_updated"]) == (1, 0)
+
+
+def test_matching_by_email_an_external_id_owned_by_another_fails_that_row_only(api, workspace):
+    with workspace_scope(workspace.id):
+        CustomerFactory(workspace=workspace, email="other@example.com", external_id="taken")
+    content = "email,external_id\nana@example.com,taken\nbeto@example.com,b1\n"
+    job = upload(api, content, match_by="email").json()
+    run(workspace, job["id"])
+    status = api.get(f"/api/v1/customer-imports/{job['id']}").json()
+    assert (status["status"], status["rows_created"], status["rows_failed"]) == ("succeeded", 1, 1)
+    report = api.get(f"/api/v1/customer-imports/{job['id']}/errors")
+    assert b"".join(report.streaming_content).decode().splitlines()[1] == (
+        "1,external_id,taken belongs to another customer"
+    )
