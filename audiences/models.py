@@ -1,0 +1,118 @@
+"""Audiences, their membership, the enter/exit change log, and recalculation runs."""
+
+from django.db import models
+from django.utils.timezone import now
+
+from masivo.tenancy.managers import TenantModel
+
+
+class Audience(TenantModel):
+    class Kind(models.TextChoices):
+        RULES = "rules", "Rules"
+        LIST = "list", "Uploaded list"
+
+    class Schedule(models.TextChoices):
+        NEVER = "never", "Never"
+        HOURLY = "hourly", "Hourly"
+        DAILY = "daily", "Daily"
+        WEEKLY = "weekly", "Weekly"
+        MONTHLY = "monthly", "Monthly"
+        QUARTERLY = "quarterly", "Quarterly"
+        YEARLY = "yearly", "Yearly"
+
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.RULES)
+    rules = models.JSONField(null=True, blank=True)
+    schedule = models.CharField(max_length=10, choices=Schedule.choices, default=Schedule.DAILY)
+    is_realtime = models.BooleanField(default=False)
+    version = models.PositiveIntegerField(default=1)
+    # Names the rules mention, for the real-time index (which audiences an event can change).
+    event_names = models.JSONField(default=list, blank=True)
+    profile_fields = models.JSONField(default=list, blank=True)
+    depends_on = models.JSONField(default=list, blank=True)
+    is_time_based = models.BooleanField(default=False)
+    size = models.PositiveIntegerField(default=0)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_run_entered = models.PositiveIntegerField(default=0)
+    last_run_exited = models.PositiveIntegerField(default=0)
+    last_run_duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=now)
+    updated_at = models.DateTimeField(default=now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint("workspace", "name", name="audience_name_unique")]
+        indexes = [models.Index(fields=["workspace", "next_run_at"], name="audience_ws_next_run")]
+
+    def __str__(self):
+        return self.name
+
+
+class Membership(TenantModel):
+    class Source(models.TextChoices):
+        RECALCULATION = "recalculation", "Recalculation"
+        REALTIME = "realtime", "Real time"
+        LIST = "list", "Uploaded list"
+        API = "api", "API"
+
+    audience = models.ForeignKey(Audience, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey("profiles.Customer", on_delete=models.CASCADE, related_name="+")
+    since = models.DateTimeField(default=now)
+    source = models.CharField(max_length=16, choices=Source.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint("workspace", "audience", "customer", name="membership_unique")
+        ]
+        indexes = [models.Index(fields=["workspace", "customer"], name="membership_ws_customer")]
+
+
+class MembershipChange(TenantModel):
+    """Every enter and exit, written in the same transaction as the membership change: the feed
+    that journeys, push topics and incremental destination syncs read (by increasing id)."""
+
+    class Kind(models.TextChoices):
+        ENTER = "enter", "Entered"
+        EXIT = "exit", "Exited"
+
+    audience = models.ForeignKey(Audience, on_delete=models.CASCADE, related_name="+")
+    customer_id = models.BigIntegerField()
+    kind = models.CharField(max_length=5, choices=Kind.choices)
+    source = models.CharField(max_length=16)
+    changed_at = models.DateTimeField(default=now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["workspace", "audience", "id"], name="change_ws_audience_id")
+        ]
+
+
+class Recalculation(TenantModel):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped (a newer version exists)"
+
+    audience = models.ForeignKey(Audience, on_delete=models.CASCADE, related_name="+")
+    version = models.PositiveIntegerField()
+    reason = models.CharField(max_length=20)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    size = models.PositiveIntegerField(null=True, blank=True)
+    entered = models.PositiveIntegerField(null=True, blank=True)
+    exited = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "audience", "-id"], name="recalc_ws_audience")]
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.started_at and self.finished_at:
+            return int((self.finished_at - self.started_at).total_seconds() * 1000)
+        return None

@@ -1,0 +1,286 @@
+"""Compiles rules into one set-based SQL statement over a workspace's customers.
+
+Every user value is a bound parameter; identifiers come only from the field catalog. Each leaf
+is wrapped in COALESCE(..., false) so that NULLs never leak into NOT/OR logic: the SQL is
+two-valued like the evaluator (evaluator.py holds the reference semantics).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from audiences.rules.ast import (
+    AudienceCondition,
+    Comparison,
+    ConsentCondition,
+    DeviceCondition,
+    EventCondition,
+    Group,
+    ProfileCondition,
+    Rules,
+)
+from audiences.rules.fields import BOOLEAN, DATE, DATETIME, JSON, NUMBER, TEXT
+
+_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_LOWER = "abcdefghijklmnopqrstuvwxyz"
+MAX_ABS_NUMBER = "1e300"
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _fold(text: str) -> str:
+    return text.translate(str.maketrans(_UPPER, _LOWER))
+
+
+class Compiler:
+    def __init__(self, *, workspace_id: int, now: datetime, consent_opt_out: bool):
+        self.workspace_id = workspace_id
+        self.now = now
+        self.consent_opt_out = consent_opt_out
+        self.params: dict = {}
+
+    def p(self, value) -> str:
+        """A named placeholder: expressions that embed it may be repeated safely."""
+        name = f"p{len(self.params)}"
+        self.params[name] = value
+        return f"%({name})s"
+
+    # -- statement --------------------------------------------------------------------------
+
+    def members_sql(self, rules: Rules) -> tuple[str, dict]:
+        """SELECT of the matching customers' ids (known customers only)."""
+        self.params = {}
+        workspace = self.p(self.workspace_id)
+        condition = self.node(rules.root)
+        sql = (
+            "SELECT c.id FROM profiles_customer c "
+            f"WHERE c.workspace_id = {workspace} AND NOT c.is_anonymous AND {condition}"
+        )
+        return sql, self.params
+
+    def node(self, node) -> str:
+        if isinstance(node, Group):
+            parts = [self.node(child) for child in node.children]
+            if node.kind == "not":
+                return f"(NOT {parts[0]})"
+            joiner = " AND " if node.kind == "all" else " OR "
+            return "(" + joiner.join(parts) + ")"
+        handler = {
+            ProfileCondition: self.profile,
+            EventCondition: self.event,
+            AudienceCondition: self.audience,
+            ConsentCondition: self.consent,
+            DeviceCondition: self.device,
+        }[type(node)]
+        return f"COALESCE({handler(node)}, false)"
+
+    # -- values and comparisons ------------------------------------------------------------
+
+    def json_value(self, document: str, path: tuple[str, ...]) -> str:
+        return f"NULLIF({document} #> {self.p(list(path))}::text[], 'null'::jsonb)"
+
+    @staticmethod
+    def json_number(value: str) -> str:
+        return (
+            f"(CASE WHEN jsonb_typeof({value}) = 'number' "
+            f"AND abs(({value} #>> '{{}}')::numeric) < {MAX_ABS_NUMBER} "
+            f"THEN ({value} #>> '{{}}')::float8 END)"
+        )
+
+    @staticmethod
+    def json_text(value: str) -> str:
+        return f"(CASE WHEN jsonb_typeof({value}) = 'string' THEN {value} #>> '{{}}' END)"
+
+    def compare(self, value: str, test: Comparison, kind: str) -> str:
+        op, expected = test.op, test.value
+        if op == "exists":
+            return f"({value} IS NOT NULL)"
+        if op == "not_exists":
+            return f"({value} IS NULL)"
+        if op == "is_empty":
+            if kind == JSON:
+                return (
+                    f"({value} IS NULL OR {value} IN ('\"\"'::jsonb, '[]'::jsonb, '{{}}'::jsonb))"
+                )
+            return f"({value} IS NULL)"
+        if op in ("is_true", "is_false"):
+            literal = "true" if op == "is_true" else "false"
+            if kind == JSON:
+                return f"({value} = '{literal}'::jsonb)"
+            return f"({value} IS {literal.upper()})" if kind == BOOLEAN else "false"
+        if op in ("neq", "not_in"):
+            positive = self.compare(
+                value, Comparison("eq" if op == "neq" else "in", expected), kind
+            )
+            return f"({value} IS NULL OR NOT COALESCE({positive}, false))"
+        if op == "eq":
+            return self.equals(value, [expected], kind)
+        if op == "in":
+            return self.equals(value, list(expected), kind)
+        if op in ("contains", "starts_with", "ends_with"):
+            text = self.json_text(value) if kind == JSON else value
+            needle = _like_escape(_fold(expected))
+            pattern = {
+                "contains": f"%{needle}%",
+                "starts_with": f"{needle}%",
+                "ends_with": f"%{needle}",
+            }[op]
+            return f"(translate({text}, '{_UPPER}', '{_LOWER}') LIKE {self.p(pattern)})"
+        if kind in (NUMBER, JSON) and op in ("gt", "gte", "lt", "lte", "between"):
+            number = self.json_number(value) if kind == JSON else value
+            if op == "between":
+                low, high = self.p(expected[0]), self.p(expected[1])
+                return f"({number} BETWEEN {low}::float8 AND {high}::float8)"
+            symbol = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
+            return f"({number} {symbol} {self.p(expected)}::float8)"
+        if kind in (DATE, DATETIME):
+            return self.time(value, op, expected, kind)
+        return "false"
+
+    def equals(self, value: str, expected: list, kind: str) -> str:
+        if kind == TEXT:
+            return f"({value} = ANY({self.p(expected)}::text[]))"
+        if kind == NUMBER:
+            return f"({value} = ANY({self.p([float(v) for v in expected])}::float8[]))"
+        strings = [v for v in expected if isinstance(v, str)]
+        booleans = [v for v in expected if isinstance(v, bool)]
+        numbers = [
+            float(v) for v in expected if isinstance(v, int | float) and not isinstance(v, bool)
+        ]
+        parts = []
+        if strings:
+            parts.append(f"({self.json_text(value)} = ANY({self.p(strings)}::text[]))")
+        if numbers:
+            parts.append(f"({self.json_number(value)} = ANY({self.p(numbers)}::float8[]))")
+        if booleans:
+            parts.append(
+                f"(jsonb_typeof({value}) = 'boolean' "
+                f"AND ({value} #>> '{{}}')::boolean = ANY({self.p(booleans)}::boolean[]))"
+            )
+        return "(" + " OR ".join(parts) + ")"
+
+    def time(self, value: str, op: str, expected, kind: str) -> str:
+        cast = "date" if kind == DATE else "timestamptz"
+        if op == "on":
+            day = expected.astimezone(UTC).date() if isinstance(expected, datetime) else expected
+            column_day = value if kind == DATE else f"({value} AT TIME ZONE 'UTC')::date"
+            return f"({column_day} = {self.p(day)}::date)"
+        if op in ("before", "after"):
+            symbol = "<" if op == "before" else ">"
+            return f"({value} {symbol} {self.p(_for_kind(expected, kind))}::{cast})"
+        if op == "between":
+            low, high = (_for_kind(v, kind) for v in expected)
+            return f"({value} BETWEEN {self.p(low)}::{cast} AND {self.p(high)}::{cast})"
+        today = self.now.astimezone(UTC).date()
+        if op in ("within_last", "within_next"):
+            span = timedelta(days=expected)
+            if kind == DATE:
+                low, high = (today - span, today) if op == "within_last" else (today, today + span)
+            else:
+                low, high = (
+                    (self.now - span, self.now)
+                    if op == "within_last"
+                    else (self.now, self.now + span)
+                )
+            return f"({value} BETWEEN {self.p(low)}::{cast} AND {self.p(high)}::{cast})"
+        if op == "anniversary_this_month":
+            return f"(EXTRACT(MONTH FROM {value}) = {self.p(today.month)})"
+        if op == "anniversary_today":
+            return (
+                f"(EXTRACT(MONTH FROM {value}) = {self.p(today.month)} "
+                f"AND EXTRACT(DAY FROM {value}) = {self.p(today.day)})"
+            )
+        return "false"
+
+    # -- leaves -------------------------------------------------------------------------------
+
+    def profile(self, node: ProfileCondition) -> str:
+        ref = node.field
+        if ref.is_json:
+            value = self.json_value(f"c.{ref.column}", ref.path)
+        elif ref.type == TEXT:
+            value = f"NULLIF(c.{ref.column}, '')"
+        elif ref.type == NUMBER:
+            value = f"c.{ref.column}::float8"
+        else:
+            value = f"c.{ref.column}"
+        return self.compare(value, node.test, ref.type)
+
+    def event(self, node: EventCondition) -> str:
+        filters = [
+            f"e.workspace_id = {self.p(self.workspace_id)}",
+            "e.customer_id IS NOT NULL",
+            f"e.name = {self.p(node.name)}",
+        ]
+        window = node.window
+        if window is not None and window.seconds is not None:
+            filters.append(
+                f"e.occurred_at >= {self.p(self.now - timedelta(seconds=window.seconds))}"
+            )
+        elif window is not None:
+            filters.append(f"e.occurred_at >= {self.p(window.start)}")
+            filters.append(f"e.occurred_at < {self.p(window.end)}")
+        for item in node.where:
+            prop = self.json_value("e.properties", item.path)
+            filters.append(f"COALESCE({self.compare(prop, item.test, JSON)}, false)")
+        tests = [self.count_test("count(*)", node.count)]
+        if node.aggregate:
+            prop = self.json_value("e.properties", node.aggregate.path)
+            total = f"{node.aggregate.fn}({self.json_number(prop)})"
+            tests.append(
+                f"({total} IS NOT NULL AND {self.compare(total, node.aggregate.test, NUMBER)})"
+            )
+        for name, bound in (("min", node.first), ("max", node.last)):
+            if bound is not None:
+                symbol = "<" if bound.op == "before" else ">"
+                tests.append(f"({name}(e.occurred_at) {symbol} {self.p(bound.value)})")
+        having = f"COALESCE({' AND '.join(tests)}, false)"
+        where = " AND ".join(filters)
+        source = f"SELECT e.customer_id FROM profiles_event e WHERE {where} GROUP BY e.customer_id"
+        if node.matches_without_events:
+            return f"(c.id NOT IN ({source} HAVING NOT {having}))"
+        return f"(c.id IN ({source} HAVING {having}))"
+
+    def count_test(self, count: str, test: Comparison) -> str:
+        if test.op == "between":
+            return f"({count} BETWEEN {self.p(test.value[0])} AND {self.p(test.value[1])})"
+        symbol = {"gte": ">=", "gt": ">", "eq": "=", "lte": "<=", "lt": "<"}[test.op]
+        return f"({count} {symbol} {self.p(test.value)})"
+
+    def audience(self, node: AudienceCondition) -> str:
+        workspace, audience = self.p(self.workspace_id), self.p(node.audience_id)
+        members = (
+            "SELECT m.customer_id FROM audiences_membership m "
+            f"WHERE m.workspace_id = {workspace} AND m.audience_id = {audience}"
+        )
+        return f"(c.id {'IN' if node.is_member else 'NOT IN'} ({members}))"
+
+    def consent(self, node: ConsentCondition) -> str:
+        status = f"(c.consent -> {self.p(node.purpose)} ->> 'status')"
+        allowed = (
+            f"(CASE WHEN {status} = 'granted' THEN true "
+            f"WHEN {status} IS NULL THEN {self.p(self.consent_opt_out)} ELSE false END)"
+        )
+        return f"({allowed} = {self.p(node.allowed)})"
+
+    def device(self, node: DeviceCondition) -> str:
+        checks = [
+            f"d.workspace_id = {self.p(self.workspace_id)}",
+            "d.customer_id = c.id",
+            "d.push_enabled",
+            f"d.expires_at > {self.p(self.now)}",
+        ]
+        if node.platform:
+            checks.append(f"d.platform = {self.p(node.platform)}")
+        exists = f"EXISTS (SELECT 1 FROM profiles_device d WHERE {' AND '.join(checks)})"
+        return exists if node.has_active else f"(NOT {exists})"
+
+
+def _for_kind(value, kind: str):
+    if kind == DATE:
+        return value.astimezone(UTC).date() if isinstance(value, datetime) else value
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    return value
