@@ -158,6 +158,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "masivo.pipeline.sweep_unprocessed_events",
         "schedule": 60.0,
     },
+    "recalculate-due-audiences": {
+        "task": "audiences.recalculate_due",
+        "schedule": 60.0,
+    },
     "resume-stalled-imports": {
         "task": "profiles.resume_stalled_imports",
         "schedule": 120.0,
@@ -253,6 +257,25 @@ SPECTACULAR_SETTINGS = {
         "KeyRoleEnum": [("admin", "Admin"), ("marketer", "Marketer"), ("viewer", "Viewer")],
         "CustomerStatusEnum": [("active", "Active"), ("inactive", "Inactive")],
         "ConsentStatusEnum": "profiles.models.ConsentStatus.choices",
+        "ApiKeyKindEnum": [
+            ("write", "Write key (public, ingestion only)"),
+            ("secret", "Secret key (full API)"),
+        ],
+        "AudienceKindEnum": [("rules", "Rules"), ("list", "Uploaded list")],
+        "MembershipChangeKindEnum": [("enter", "Entered"), ("exit", "Exited")],
+        "ImportStatusEnum": [
+            ("queued", "Queued"),
+            ("running", "Running"),
+            ("succeeded", "Succeeded"),
+            ("failed", "Failed"),
+        ],
+        "RecalculationStatusEnum": [
+            ("queued", "Queued"),
+            ("running", "Running"),
+            ("succeeded", "Succeeded"),
+            ("failed", "Failed"),
+            ("skipped", "Skipped (a newer version exists)"),
+        ],
     },
 }
 

@@ -9,6 +9,7 @@ api_v1 = [
     path("", tenancy_api.ApiRootView.as_view(), name="root"),
     path("", include("masivo.tenancy.api.urls")),
     path("", include("profiles.api.urls")),
+    path("", include("audiences.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
 ]
 

@@ -4,6 +4,7 @@ in a given workspace: the cross-tenant route walk uses it to plant objects in an
 import factory
 from django.contrib.auth import get_user_model
 
+from audiences.models import Audience
 from masivo.tenancy import keys
 from masivo.tenancy.models import ApiKey, Member, Organization, Workspace
 from masivo.tenancy.roles import Role
@@ -81,6 +82,17 @@ class CustomerImportFactory(factory.django.DjangoModelFactory):
     created_by = "test"
 
 
+class AudienceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Audience
+
+    name = factory.Sequence(lambda n: f"Audience {n}")
+    rules = factory.LazyFunction(
+        lambda: {"version": 1, "root": {"profile": {"field": "country", "op": "eq", "value": "MX"}}}
+    )
+    profile_fields = factory.LazyFunction(lambda: ["country"])
+
+
 def make_in_workspace(model, workspace: Workspace):
     """One object of `model` belonging to `workspace` (call inside its workspace_scope)."""
     if model is Member:
@@ -92,4 +104,5 @@ TENANT_FACTORIES = {
     ApiKey: ApiKeyFactory,
     Customer: CustomerFactory,
     CustomerImport: CustomerImportFactory,
+    Audience: AudienceFactory,
 }

@@ -1,0 +1,74 @@
+from rest_framework import serializers
+
+from audiences.models import Audience, MembershipChange, Recalculation
+
+
+class AudienceOut(serializers.ModelSerializer):
+    class Meta:
+        model = Audience
+        fields = [
+            "id", "name", "description", "kind", "rules", "schedule", "is_realtime", "version",
+            "size", "last_run_at", "last_run_entered", "last_run_exited", "last_run_duration_ms",
+            "next_run_at", "created_at", "updated_at",
+        ]  # fmt: skip
+
+
+class AudienceIn(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    kind = serializers.ChoiceField(Audience.Kind.choices, default=Audience.Kind.RULES)
+    rules = serializers.JSONField(required=False, help_text="the rule document (docs/audiences.md)")
+    schedule = serializers.ChoiceField(Audience.Schedule.choices, required=False)
+    is_realtime = serializers.BooleanField(required=False)
+
+
+class AudienceUpdateIn(AudienceIn):
+    name = serializers.CharField(max_length=200, required=False)
+    kind = None
+
+
+class AudienceMemberOut(serializers.Serializer):
+    customer_id = serializers.IntegerField()
+    since = serializers.DateTimeField()
+    source = serializers.CharField()
+
+
+class MembersChangeIn(serializers.Serializer):
+    add = serializers.ListField(child=serializers.IntegerField(), required=False, max_length=10000)
+    remove = serializers.ListField(
+        child=serializers.IntegerField(), required=False, max_length=10000
+    )
+
+
+class ChangeOut(serializers.ModelSerializer):
+    class Meta:
+        model = MembershipChange
+        fields = ["id", "customer_id", "kind", "source", "changed_at"]
+
+
+class RecalculationOut(serializers.ModelSerializer):
+    duration_ms = serializers.IntegerField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Recalculation
+        fields = [
+            "id", "version", "reason", "status", "size", "entered", "exited", "error",
+            "created_at", "started_at", "finished_at", "duration_ms",
+        ]  # fmt: skip
+
+
+class PreviewIn(serializers.Serializer):
+    rules = serializers.JSONField()
+
+
+class PreviewOut(serializers.Serializer):
+    count = serializers.IntegerField()
+    sample = serializers.ListField(child=serializers.DictField())
+
+
+class ExplainOut(serializers.Serializer):
+    audience_id = serializers.IntegerField()
+    customer_id = serializers.IntegerField()
+    matches = serializers.BooleanField(help_text="what the rules say now")
+    is_member = serializers.BooleanField(help_text="current membership (last recalculation)")
+    explanation = serializers.DictField(help_text="each node: result and the deciding values")

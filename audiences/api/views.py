@@ -1,0 +1,219 @@
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, serializers, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+
+from audiences import selectors, services
+from audiences.api import serializers as s
+from audiences.models import Audience, Membership, Recalculation
+from audiences.recalculation import recalculation_queue
+from audiences.tasks import queue_on_commit
+from masivo.tenancy.api.views import WorkspaceAPIView
+from profiles.models import Customer
+
+CHANGES_PAGE = 1000
+
+
+def _validated(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _rules_error_response(error: services.RulesError) -> Response:
+    return Response(
+        {
+            "detail": error.message,
+            "code": "invalid_rules",
+            "errors": {"rules": [f"{path}: {message}" for path, message in error.errors]},
+        },
+        status=400,
+    )
+
+
+class AudienceScopedView(WorkspaceAPIView):
+    """Views under /audiences/{id}: the id is an audience of this workspace, else 404."""
+
+    path_model = Audience
+
+    def get_queryset(self):
+        return Audience.objects.all()
+
+
+class AudienceListView(WorkspaceAPIView):
+    serializer_class = s.AudienceOut
+
+    def get_queryset(self):
+        return Audience.objects.all()
+
+    @extend_schema(responses=s.AudienceOut(many=True), summary="Audiences")
+    def get(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(s.AudienceOut(page, many=True).data)
+
+    @extend_schema(request=s.AudienceIn, responses={201: s.AudienceOut}, summary="Create")
+    def post(self, request):
+        data = _validated(s.AudienceIn, request.data)
+        try:
+            audience = services.audience_create(workspace=self.workspace, data=data)
+        except services.RulesError as error:
+            return _rules_error_response(error)
+        if audience.kind == Audience.Kind.RULES:
+            queue_on_commit(recalculation_queue(audience=audience, reason="created"))
+        return Response(s.AudienceOut(audience).data, status=status.HTTP_201_CREATED)
+
+
+class AudienceDetailView(AudienceScopedView):
+    serializer_class = s.AudienceOut
+
+    @extend_schema(responses=s.AudienceOut, summary="One audience")
+    def get(self, request, id):
+        return Response(s.AudienceOut(self.get_object()).data)
+
+    @extend_schema(request=s.AudienceUpdateIn, responses=s.AudienceOut, summary="Update")
+    def patch(self, request, id):
+        audience = self.get_object()
+        data = _validated(s.AudienceUpdateIn, request.data)
+        try:
+            updated = services.audience_update(audience=audience, data=data)
+        except services.RulesError as error:
+            return _rules_error_response(error)
+        if updated.version != audience.version:
+            queue_on_commit(recalculation_queue(audience=updated, reason="rules changed"))
+        return Response(s.AudienceOut(updated).data)
+
+    @extend_schema(request=None, responses={204: None}, summary="Delete (refused while referenced)")
+    def delete(self, request, id):
+        services.audience_delete(audience=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MembershipPagination(CursorPagination):
+    ordering = "-id"
+    page_size = 100
+    page_size_query_param = "limit"
+    max_page_size = 1000
+
+
+class AudienceMembersView(AudienceScopedView):
+    serializer_class = s.AudienceMemberOut
+    pagination_class = MembershipPagination
+
+    @extend_schema(responses=s.AudienceMemberOut(many=True), summary="Members, newest first")
+    def get(self, request, id):
+        audience = self.get_object()
+        members = Membership.objects.filter(audience=audience).only(
+            "id", "customer_id", "since", "source"
+        )
+        page = self.paginate_queryset(members)
+        return self.get_paginated_response(s.AudienceMemberOut(page, many=True).data)
+
+    @extend_schema(
+        request=s.MembersChangeIn,
+        responses={200: {"type": "object"}},
+        summary="Add or remove members of an uploaded list",
+    )
+    def post(self, request, id):
+        audience = self.get_object()
+        data = _validated(s.MembersChangeIn, request.data)
+        added, removed = services.list_members_change(
+            audience=audience, add=data.get("add", []), remove=data.get("remove", [])
+        )
+        return Response({"added": added, "removed": removed})
+
+
+class AudienceChangesView(AudienceScopedView):
+    serializer_class = s.ChangeOut
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("since", int, description="the last change id you have (0 first)"),
+            OpenApiParameter("limit", int, description=f"at most {CHANGES_PAGE}"),
+        ],
+        responses={200: {"type": "object"}},
+        summary="The enter/exit feed, oldest first after `since`",
+    )
+    def get(self, request, id):
+        audience = self.get_object()
+        try:
+            since = int(request.query_params.get("since", 0))
+            limit = min(int(request.query_params.get("limit", CHANGES_PAGE)), CHANGES_PAGE)
+        except ValueError as error:
+            raise exceptions.ValidationError({"since": ["a whole number"]}) from error
+        changes = selectors.changes_since(audience=audience, since=since, limit=max(limit, 1))
+        next_since = changes[-1].id if changes else since
+        return Response({"results": s.ChangeOut(changes, many=True).data, "next_since": next_since})
+
+
+class AudienceRecalculateView(AudienceScopedView):
+    serializer_class = s.RecalculationOut
+
+    @extend_schema(request=None, responses={202: s.RecalculationOut}, summary="Recalculate now")
+    def post(self, request, id):
+        audience = self.get_object()
+        if audience.kind != Audience.Kind.RULES:
+            raise exceptions.ValidationError({"kind": ["an uploaded list is not recalculated"]})
+        run = recalculation_queue(audience=audience, reason="requested")
+        queue_on_commit(run)
+        return Response(s.RecalculationOut(run).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses=s.RecalculationOut(many=True), summary="Recent recalculations")
+    def get(self, request, id):
+        audience = self.get_object()
+        runs = Recalculation.objects.filter(audience=audience).order_by("-id")[:50]
+        return Response(s.RecalculationOut(runs, many=True).data)
+
+
+class AudienceExplainView(AudienceScopedView):
+    serializer_class = s.ExplainOut
+
+    @extend_schema(
+        parameters=[OpenApiParameter("customer_id", int, required=True)],
+        responses=s.ExplainOut,
+        summary="Why a customer is (not) in this audience",
+    )
+    def get(self, request, id):
+        audience = self.get_object()
+        try:
+            customer_id = int(request.query_params.get("customer_id", ""))
+        except ValueError as error:
+            raise exceptions.ValidationError({"customer_id": ["a customer id"]}) from error
+        customer = get_object_or_404(Customer.objects.all(), id=customer_id)
+        return Response(selectors.audience_explain(audience=audience, customer=customer))
+
+
+class AudiencePreviewView(WorkspaceAPIView):
+    serializer_class = s.PreviewOut
+
+    @extend_schema(request=s.PreviewIn, responses=s.PreviewOut, summary="Count and sample")
+    def post(self, request):
+        data = _validated(s.PreviewIn, request.data)
+        try:
+            body = selectors.audience_preview(
+                workspace=self.workspace, rules_document=data["rules"]
+            )
+        except services.RulesError as error:
+            return _rules_error_response(error)
+        return Response(body)
+
+
+class CustomerAudiencesOut(serializers.Serializer):
+    audience_id = serializers.IntegerField()
+    name = serializers.CharField(source="audience__name")
+    since = serializers.DateTimeField()
+    source = serializers.CharField()
+
+
+class CustomerAudiencesView(WorkspaceAPIView):
+    serializer_class = CustomerAudiencesOut
+    path_model = Customer
+
+    def get_queryset(self):
+        return Customer.objects.all()
+
+    @extend_schema(responses=CustomerAudiencesOut(many=True), summary="A customer's audiences")
+    def get(self, request, id):
+        customer = self.get_object()
+        rows = selectors.customer_audiences(customer=customer)
+        return Response(CustomerAudiencesOut(rows, many=True).data)

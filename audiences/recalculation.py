@@ -1,0 +1,150 @@
+"""Recalculation: the compiled member set, diffed with the current one inside Postgres.
+
+One statement computes the target set once, deletes the members who left, inserts those who
+entered, and writes both to the change log; member ids never travel to Python. An advisory lock
+keeps one recalculation per audience at a time, and a run for an older version is a no-op.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from audiences.models import Audience, Membership, Recalculation
+from audiences.rules.ast import parse_rules
+from audiences.rules.compiler import Compiler
+from audiences.services import next_run
+from profiles.models import ProfileSettings
+from profiles.services.settings import profile_settings_get
+
+LOCK_NAMESPACE = 7301  # pg_advisory_xact_lock(namespace, audience id)
+
+_APPLY_SQL = """
+WITH target AS MATERIALIZED ({members}),
+exited AS (
+    DELETE FROM audiences_membership m
+     WHERE m.workspace_id = %(workspace)s AND m.audience_id = %(audience)s
+       AND NOT EXISTS (SELECT 1 FROM target t WHERE t.id = m.customer_id)
+    RETURNING m.customer_id
+),
+entered AS (
+    INSERT INTO audiences_membership (workspace_id, audience_id, customer_id, since, source)
+    SELECT %(workspace)s, %(audience)s, t.id, %(now)s, 'recalculation' FROM target t
+     WHERE NOT EXISTS (
+        SELECT 1 FROM audiences_membership m
+         WHERE m.workspace_id = %(workspace)s AND m.audience_id = %(audience)s
+           AND m.customer_id = t.id)
+    RETURNING customer_id
+),
+logged AS (
+    INSERT INTO audiences_membershipchange
+        (workspace_id, audience_id, customer_id, kind, source, changed_at)
+    SELECT %(workspace)s, %(audience)s, customer_id, 'exit', 'recalculation', %(now)s FROM exited
+    UNION ALL
+    SELECT %(workspace)s, %(audience)s, customer_id, 'enter', 'recalculation', %(now)s FROM entered
+)
+SELECT (SELECT count(*) FROM target), (SELECT count(*) FROM entered), (SELECT count(*) FROM exited)
+"""
+
+
+def compiler_for(audience_or_workspace, *, now: datetime) -> Compiler:
+    workspace = getattr(audience_or_workspace, "workspace", audience_or_workspace)
+    settings = profile_settings_get(workspace=workspace)
+    return Compiler(
+        workspace_id=workspace.id,
+        now=now,
+        consent_opt_out=settings.consent_regime == ProfileSettings.ConsentRegime.OPT_OUT,
+    )
+
+
+def recalculation_queue(*, audience: Audience, reason: str) -> Recalculation:
+    return Recalculation.objects.create(
+        workspace=audience.workspace, audience=audience, version=audience.version, reason=reason
+    )
+
+
+def recalculation_run(
+    *, recalculation: Recalculation, now: datetime | None = None
+) -> Recalculation:
+    """Run one queued recalculation (idempotent: a finished or stale one does nothing)."""
+    now = now or timezone.now()
+    started = time.monotonic()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, recalculation.audience_id]
+            )
+        run = Recalculation.objects.select_for_update().get(id=recalculation.id)
+        if run.status not in (Recalculation.Status.QUEUED, Recalculation.Status.RUNNING):
+            return run
+        audience = Audience.objects.select_for_update().get(id=run.audience_id)
+        if run.version < audience.version or audience.kind != Audience.Kind.RULES:
+            run.status = Recalculation.Status.SKIPPED
+            run.finished_at = now
+            run.save(update_fields=["status", "finished_at"])
+            return run
+        Recalculation.objects.filter(id=run.id).update(
+            status=Recalculation.Status.RUNNING, started_at=now
+        )
+        members, params = compiler_for(audience, now=now).members_sql(parse_rules(audience.rules))
+        params |= {"workspace": audience.workspace_id, "audience": audience.id, "now": now}
+        with connection.cursor() as cursor:
+            cursor.execute(_APPLY_SQL.format(members=members), params)
+            size, entered, exited = cursor.fetchone()
+        finished = timezone.now()
+        duration_ms = int((time.monotonic() - started) * 1000)
+        run.status = Recalculation.Status.SUCCEEDED
+        run.started_at, run.finished_at = now, finished
+        run.size, run.entered, run.exited = size, entered, exited
+        run.save()
+        audience.size = size
+        audience.last_run_at = finished
+        audience.last_run_entered, audience.last_run_exited = entered, exited
+        audience.last_run_duration_ms = duration_ms
+        audience.next_run_at = next_run(audience.schedule, now)
+        audience.save(
+            update_fields=[
+                "size", "last_run_at", "last_run_entered", "last_run_exited",
+                "last_run_duration_ms", "next_run_at",
+            ]
+        )  # fmt: skip
+    return run
+
+
+def audience_recalculate(*, audience: Audience, reason: str, now: datetime | None = None):
+    """Queue and run at once (used by tests, the CLI and the worker)."""
+    return recalculation_run(
+        recalculation=recalculation_queue(audience=audience, reason=reason), now=now
+    )
+
+
+def dependents_of(audience: Audience) -> list[Audience]:
+    return [
+        a for a in Audience.objects.filter(kind=Audience.Kind.RULES) if audience.id in a.depends_on
+    ]
+
+
+def in_dependency_order(audiences: list[Audience]) -> list[Audience]:
+    """Referenced audiences before the ones that reference them (cycles are refused at save)."""
+    by_id = {a.id: a for a in audiences}
+    ordered, done = [], set()
+
+    def visit(audience):
+        if audience.id in done:
+            return
+        done.add(audience.id)
+        for dependency in audience.depends_on:
+            if dependency in by_id:
+                visit(by_id[dependency])
+        ordered.append(audience)
+
+    for audience in sorted(audiences, key=lambda a: a.id):
+        visit(audience)
+    return ordered
+
+
+def members_count(audience: Audience) -> int:
+    return Membership.objects.filter(audience=audience).count()

@@ -1,0 +1,185 @@
+"""Writes on audiences: create, update (a new version), delete, add/remove list members."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from audiences.models import Audience, Membership, MembershipChange
+from audiences.rules.ast import InvalidRules, Rules, parse_rules
+from masivo.tenancy.errors import Conflict, InvalidInput
+from masivo.tenancy.models import Workspace
+
+SCHEDULE_STEP = {
+    Audience.Schedule.HOURLY: timedelta(hours=1),
+    Audience.Schedule.DAILY: timedelta(days=1),
+    Audience.Schedule.WEEKLY: timedelta(weeks=1),
+    Audience.Schedule.MONTHLY: timedelta(days=30),
+    Audience.Schedule.QUARTERLY: timedelta(days=91),
+    Audience.Schedule.YEARLY: timedelta(days=365),
+}
+
+
+class RulesError(InvalidInput):
+    """Invalid rules: `errors` lists (JSON path, sentence)."""
+
+    def __init__(self, errors: list[tuple[str, str]]):
+        first_path, first_message = errors[0]
+        super().__init__(f"{first_path}: {first_message}", field="rules", code="invalid_rules")
+        self.errors = errors
+
+
+def validated_rules(document) -> Rules:
+    try:
+        return parse_rules(document)
+    except InvalidRules as error:
+        raise RulesError(error.errors) from error
+
+
+def next_run(schedule: str, now: datetime) -> datetime | None:
+    step = SCHEDULE_STEP.get(schedule)
+    return now + step if step else None
+
+
+def _check_references(workspace: Workspace, audience: Audience | None, rules: Rules) -> None:
+    """Referenced audiences exist here, and no reference cycle forms."""
+    referenced = rules.audience_ids
+    if not referenced:
+        return
+    graph = {a.id: set(a.depends_on) for a in Audience.objects.only("id", "depends_on")}
+    missing = referenced - set(graph)
+    if missing:
+        raise RulesError([("$.root", f"audience {sorted(missing)[0]} does not exist")])
+    this = audience.id if audience else None
+    if this in referenced:
+        raise RulesError([("$.root", "an audience cannot reference itself")])
+    stack, seen = list(referenced), set()
+    while stack:
+        current = stack.pop()
+        if current == this:
+            raise RulesError([("$.root", "the references form a cycle back to this audience")])
+        if current not in seen:
+            seen.add(current)
+            stack.extend(graph.get(current, ()))
+
+
+def _apply_rules(audience: Audience, rules: Rules) -> None:
+    audience.event_names = sorted(rules.event_names)
+    audience.profile_fields = sorted(rules.profile_fields)
+    audience.depends_on = sorted(rules.audience_ids)
+    audience.is_time_based = rules.is_time_based
+
+
+@transaction.atomic
+def audience_create(*, workspace: Workspace, data: dict, now: datetime | None = None) -> Audience:
+    now = now or timezone.now()
+    kind = data.get("kind", Audience.Kind.RULES)
+    audience = Audience(
+        workspace=workspace,
+        name=data["name"],
+        description=data.get("description", ""),
+        kind=kind,
+        schedule=data.get("schedule", Audience.Schedule.DAILY),
+        is_realtime=data.get("is_realtime", False),
+        created_at=now,
+        updated_at=now,
+    )
+    if kind == Audience.Kind.RULES:
+        if data.get("rules") is None:
+            raise InvalidInput("a rules audience needs rules", field="rules")
+        rules = validated_rules(data["rules"])
+        _check_references(workspace, None, rules)
+        audience.rules = data["rules"]
+        _apply_rules(audience, rules)
+        audience.next_run_at = now  # a first calculation right away
+    else:
+        audience.schedule = Audience.Schedule.NEVER
+        audience.is_realtime = False
+    try:
+        with transaction.atomic():
+            audience.save()
+    except IntegrityError as error:
+        raise Conflict("an audience with this name exists", field="name") from error
+    return audience
+
+
+@transaction.atomic
+def audience_update(*, audience: Audience, data: dict, now: datetime | None = None) -> Audience:
+    """Changing the rules makes a new version (older running recalculations become no-ops)."""
+    now = now or timezone.now()
+    audience = Audience.objects.select_for_update().get(id=audience.id)
+    for name in ("name", "description", "schedule", "is_realtime"):
+        if name in data:
+            setattr(audience, name, data[name])
+    if "rules" in data:
+        if audience.kind != Audience.Kind.RULES:
+            raise InvalidInput("an uploaded list has no rules", field="rules")
+        rules = validated_rules(data["rules"])
+        _check_references(audience.workspace, audience, rules)
+        if data["rules"] != audience.rules:
+            audience.rules = data["rules"]
+            _apply_rules(audience, rules)
+            audience.version += 1
+            audience.next_run_at = now
+    if audience.kind == Audience.Kind.LIST:
+        audience.is_realtime = False
+    elif "schedule" in data and "rules" not in data:
+        audience.next_run_at = next_run(audience.schedule, now)
+    audience.updated_at = now
+    try:
+        with transaction.atomic():
+            audience.save()
+    except IntegrityError as error:
+        raise Conflict("an audience with this name exists", field="name") from error
+    return audience
+
+
+@transaction.atomic
+def audience_delete(*, audience: Audience) -> None:
+    dependents = [
+        a.name for a in Audience.objects.only("name", "depends_on") if audience.id in a.depends_on
+    ]
+    if dependents:
+        raise Conflict(f"used by {', '.join(sorted(dependents))}; change those rules first")
+    Audience.objects.filter(id=audience.id).delete()
+
+
+@transaction.atomic
+def list_members_change(
+    *, audience: Audience, add: list[int], remove: list[int], source: str = "api"
+) -> tuple[int, int]:
+    """Add/remove customers of an uploaded list; logged as enters/exits. Returns the counts."""
+    from profiles.models import Customer
+
+    if audience.kind != Audience.Kind.LIST:
+        raise Conflict("only uploaded lists take members by hand; rules decide the others")
+    now = timezone.now()
+    known = set(Customer.objects.filter(id__in=add).values_list("id", flat=True))
+    unknown = sorted(set(add) - known)
+    if unknown:
+        raise InvalidInput(f"no customer {unknown[0]} in this workspace", field="add")
+    existing = set(
+        Membership.objects.filter(audience=audience, customer_id__in=add + remove).values_list(
+            "customer_id", flat=True
+        )
+    )
+    entering = sorted(known - existing)
+    leaving = sorted(set(remove) & existing)
+    Membership.objects.bulk_create(
+        Membership(workspace=audience.workspace, audience=audience, customer_id=c, since=now,
+                   source=Membership.Source.LIST)
+        for c in entering
+    )  # fmt: skip
+    Membership.objects.filter(audience=audience, customer_id__in=leaving).delete()
+    MembershipChange.objects.bulk_create(
+        [MembershipChange(workspace=audience.workspace, audience=audience, customer_id=c,
+                          kind="enter", source=source, changed_at=now) for c in entering]
+        + [MembershipChange(workspace=audience.workspace, audience=audience, customer_id=c,
+                            kind="exit", source=source, changed_at=now) for c in leaving]
+    )  # fmt: skip
+    Audience.objects.filter(id=audience.id).update(
+        size=Membership.objects.filter(audience=audience).count()
+    )
+    return len(entering), len(leaving)
