@@ -1,4 +1,4 @@
-"""Top-level orchestration: ingestion → profiles (→ audiences → journeys → destinations).
+"""Top-level orchestration: ingestion → profiles → real-time audiences (→ journeys → destinations).
 
 Reactions between apps flow through explicit calls made here, never through Django signals.
 Ingestion wakes `process_events` by name after each committed batch; the events' NULL
@@ -12,6 +12,7 @@ from datetime import timedelta
 from celery import shared_task
 from django.db import transaction
 
+from audiences.realtime import realtime_evaluate
 from masivo.tenancy.context import all_workspaces, current_workspace_id
 from masivo.tenancy.models import Workspace
 from masivo.tenancy.tasks import WorkspaceTask
@@ -29,8 +30,13 @@ def process_events_now(*, workspace: Workspace, max_batches: int = 100) -> int:
     processed = 0
     for _ in range(max_batches):
         with transaction.atomic():
-            claimed, _customers, _names = events_process_batch(
+            claimed, customer_ids, names = events_process_batch(
                 workspace=workspace, limit=CLAIM_BATCH
+            )
+            # Metrics first: real-time rules may read them. Same transaction: a failure
+            # leaves the events unprocessed for the sweep to retry.
+            realtime_evaluate(
+                workspace=workspace, customer_ids=customer_ids, event_names=set(names)
             )
         processed += claimed
         if claimed < CLAIM_BATCH:

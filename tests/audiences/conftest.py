@@ -1,0 +1,1 @@
+from tests.profiles.conftest import tracking, write_key  # noqa: F401 (shared fixtures)
