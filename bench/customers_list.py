@@ -93,38 +93,18 @@ COLUMNS = (
     "last_seen_at, purchase_count, updated_at"
 )
 ORDER = f"ORDER BY updated_at DESC, id DESC LIMIT {PAGE_SIZE + 1}"
+# The best hand-written form: starts_with() on the prefix indexes (LIKE would do as a superuser,
+# but the same text is then also what the app role can run fast under row-level security).
 SEARCH = (
-    "(email LIKE %(lower)s OR external_id = %(term)s OR phone LIKE %(prefix)s "
-    "OR upper(first_name::text) LIKE %(upper)s OR upper(last_name::text) LIKE %(upper)s)"
-)
-
-
-# A fix for the slow rows, measured on the same data (not in the app yet; see BENCHMARKS.md).
-# Under row-level security only leakproof operators can be index conditions: LIKE and upper()
-# are not, starts_with() and plain comparisons are.
-PROPOSED_DDL = [
-    "ALTER TABLE profiles_customer "
-    "ADD COLUMN first_name_upper varchar(100) GENERATED ALWAYS AS (upper(first_name)) STORED, "
-    "ADD COLUMN last_name_upper varchar(100) GENERATED ALWAYS AS (upper(last_name)) STORED",
-    "CREATE INDEX customer_ws_first_upper ON profiles_customer "
-    "(workspace_id, first_name_upper varchar_pattern_ops)",
-    "CREATE INDEX customer_ws_last_upper ON profiles_customer "
-    "(workspace_id, last_name_upper varchar_pattern_ops)",
-    "CREATE INDEX customer_ws_country_updated ON profiles_customer "
-    "(workspace_id, country, updated_at DESC, id DESC)",
-    "ANALYZE profiles_customer",
-]
-PROPOSED_SEARCH = (
-    "(starts_with(email, %(lower_term)s) OR external_id = %(term)s OR starts_with(phone, %(term)s) "
-    "OR starts_with(first_name_upper, %(upper_term)s) "
-    "OR starts_with(last_name_upper, %(upper_term)s))"
+    "(starts_with(email, %(lower_term)s) OR external_id = %(term)s "
+    "OR starts_with(phone, %(term)s) OR starts_with(first_name_upper, upper(%(term)s)) "
+    "OR starts_with(last_name_upper, upper(%(term)s)))"
 )
 
 
 def search_params(term: str) -> dict:
     return {
-        "term": term, "lower": term.lower() + "%", "prefix": term + "%",
-        "upper": term.upper() + "%", "lower_term": term.lower(), "upper_term": term.upper(),
+        "term": term, "lower_term": term.lower(),
     }  # fmt: skip
 
 
@@ -313,42 +293,6 @@ def run_benchmark(args, admin_db_url: str) -> None:
     for name, plan in slow:
         print(f"\nSlower than {SLOW_MS} ms: {name}. EXPLAIN (ANALYZE, BUFFERS) of the app's query:")
         print(plan)
-    proposed_fix(args, admin_db_url, big, cases)
-
-
-def proposed_fix(args, admin_db_url: str, workspace: int, cases: list) -> None:
-    """The slow rows again, after PROPOSED_DDL, with leakproof predicates, as the app role."""
-    import psycopg
-    from django.conf import settings
-
-    with psycopg.connect(admin_db_url, autocommit=True) as admin:
-        for statement in PROPOSED_DDL:
-            admin.execute(statement)
-    app_url = settings.DATABASES["default"]
-    slow_cases = [case for case in cases if case[0].startswith(("search", "filter, country PT"))]
-    where = "WHERE workspace_id = %(workspace)s"
-    print("\nProposed fix (generated upper-case name columns, starts_with(), a country index):\n")
-    print("| query | rows | SQL as app role (RLS) | same SQL as superuser | ratio |")
-    print("| --- | --- | --- | --- | --- |")
-    with (
-        psycopg.connect(admin_db_url) as admin,
-        psycopg.connect(
-            host=app_url["HOST"], port=app_url["PORT"], dbname=app_url["NAME"],
-            user=app_url["USER"], password=app_url["PASSWORD"],
-        ) as app,
-    ):  # fmt: skip
-        app.execute("SELECT set_config('masivo.workspace_id', %s, false)", [str(workspace)])
-        for name, _data, _after, condition, params in slow_cases:
-            if name.startswith("search"):
-                condition = f"{where} AND {PROPOSED_SEARCH}"
-            sql = f"SELECT {COLUMNS} FROM profiles_customer {condition} {ORDER}"
-            params = {"workspace": workspace, **params}
-            expected = admin.execute(sql, params).fetchall()
-            assert app.execute(sql, params).fetchall() == expected, name
-            as_app = median_ms(lambda s=sql, p=params: app.execute(s, p).fetchall(), args.repeat)
-            raw = median_ms(lambda s=sql, p=params: admin.execute(s, p).fetchall(), args.repeat)
-            rows = min(len(expected), PAGE_SIZE)
-            print(f"| {name} | {rows} | {as_app:.2f} ms | {raw:.2f} ms | {as_app / raw:.2f}x |")
 
 
 if __name__ == "__main__":
