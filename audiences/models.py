@@ -116,3 +116,66 @@ class Recalculation(TenantModel):
         if self.started_at and self.finished_at:
             return int((self.finished_at - self.started_at).total_seconds() * 1000)
         return None
+
+
+class ListUpload(TenantModel):
+    """A CSV of customer identifiers added to an uploaded-list audience, in the background."""
+
+    class Identifier(models.TextChoices):
+        EXTERNAL_ID = "external_id", "External id"
+        EMAIL = "email", "Email"
+        PHONE = "phone", "Phone"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    audience = models.ForeignKey(Audience, on_delete=models.CASCADE, related_name="+")
+    filename = models.CharField(max_length=255)
+    identifier = models.CharField(max_length=12, choices=Identifier.choices)
+    create_missing = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    size_bytes = models.BigIntegerField(default=0)
+    bytes_done = models.BigIntegerField(default=0)
+    rows_added = models.PositiveIntegerField(default=0)
+    rows_already = models.PositiveIntegerField(default=0)
+    rows_created = models.PositiveIntegerField(default=0)
+    rows_unmatched = models.PositiveIntegerField(default=0)
+    rows_invalid = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_by = models.CharField(max_length=100)
+    created_at = models.DateTimeField(default=now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    @property
+    def progress(self) -> float:
+        if self.status == self.Status.SUCCEEDED:
+            return 1.0
+        return round(self.bytes_done / self.size_bytes, 4) if self.size_bytes else 0.0
+
+
+class ListUploadChunk(TenantModel):
+    upload = models.ForeignKey(ListUpload, on_delete=models.CASCADE, related_name="+")
+    sequence = models.PositiveIntegerField()
+    data = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint("workspace", "upload", "sequence", name="list_chunk_unique")
+        ]
+
+
+class ListUploadProblem(TenantModel):
+    """A row that added no one: an invalid identifier, or no customer with it."""
+
+    upload = models.ForeignKey(ListUpload, on_delete=models.CASCADE, related_name="problems")
+    row_number = models.PositiveIntegerField()
+    value = models.CharField(max_length=255)
+    reason = models.CharField(max_length=200)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["workspace", "upload", "row_number"], name="list_problem_row")
+        ]

@@ -83,3 +83,13 @@ def recalculate_due() -> list[int]:
     for workspace_id, recalculation_id in stuck:
         recalculate_audience.delay(workspace_id=workspace_id, recalculation_id=recalculation_id)
     return workspace_ids
+
+
+@shared_task(name="audiences.process_list_upload", base=WorkspaceTask)
+def process_list_upload(*, workspace_id: int, upload_id: int) -> None:
+    from audiences.lists import list_upload_run
+    from audiences.models import ListUpload
+
+    list_upload = ListUpload.objects.filter(id=upload_id).first()
+    if list_upload is not None:
+        list_upload_run(list_upload=list_upload)

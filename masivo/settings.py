@@ -263,6 +263,11 @@ SPECTACULAR_SETTINGS = {
         ],
         "AudienceKindEnum": [("rules", "Rules"), ("list", "Uploaded list")],
         "MembershipChangeKindEnum": [("enter", "Entered"), ("exit", "Exited")],
+        "ListIdentifierEnum": [
+            ("external_id", "External id"),
+            ("email", "Email"),
+            ("phone", "Phone"),
+        ],
         "ImportStatusEnum": [
             ("queued", "Queued"),
             ("running", "Running"),

@@ -25,6 +25,7 @@ from masivo.tenancy.models import Workspace
 from profiles import normalize
 from profiles.consent import clean_consent_changes
 from profiles.fields import PROFILE_FIELDS, clean_profile_fields
+from profiles.files import CHUNK_BYTES, ChunkStream, store_chunks, text_reader
 from profiles.models import (
     ConsentChange,
     ConsentPurpose,
@@ -34,7 +35,6 @@ from profiles.models import (
     CustomerImportError,
 )
 
-CHUNK_BYTES = 1024 * 1024
 BATCH_ROWS = 1000
 MAX_COLUMNS = 200
 MAX_ERRORS_KEPT = 100_000
@@ -133,14 +133,13 @@ def customer_import_create(
         match_by=match_by,
         created_by=actor,
     )
-    size, sequence, data = 0, 0, first
-    while data:
-        CustomerImportChunk.objects.create(
+    size = store_chunks(
+        first,
+        upload,
+        lambda sequence, data: CustomerImportChunk.objects.create(
             workspace=workspace, customer_import=customer_import, sequence=sequence, data=data
-        )
-        size += len(data)
-        sequence += 1
-        data = upload.read(CHUNK_BYTES)
+        ),
+    )
     customer_import.size_bytes = size
     customer_import.save(update_fields=["size_bytes"])
     from profiles.tasks import import_customers
@@ -154,41 +153,14 @@ def customer_import_create(
 # -- processing ------------------------------------------------------------------------------
 
 
-class _ChunkStream(io.RawIOBase):
-    """The stored chunks as one readable byte stream; counts the bytes handed out."""
-
-    def __init__(self, customer_import: CustomerImport):
-        self.chunks = (
-            CustomerImportChunk.objects.filter(customer_import=customer_import)
-            .order_by("sequence")
-            .values_list("data", flat=True)
-            .iterator(chunk_size=4)
-        )
-        self.buffer = b""
-        self.bytes_read = 0
-
-    def readable(self):
-        return True
-
-    def readinto(self, target):
-        while not self.buffer:
-            chunk = next(self.chunks, None)
-            if chunk is None:
-                return 0
-            self.buffer = bytes(chunk)
-        size = min(len(target), len(self.buffer))
-        target[:size] = self.buffer[:size]
-        self.buffer = self.buffer[size:]
-        self.bytes_read += size
-        return size
-
-
-def _rows(customer_import: CustomerImport) -> tuple[_ChunkStream, Iterator[tuple[int, dict]]]:
-    stream = _ChunkStream(customer_import)
-    text = io.TextIOWrapper(
-        io.BufferedReader(stream, buffer_size=64 * 1024), encoding="utf-8-sig", newline=""
+def _rows(customer_import: CustomerImport) -> tuple[ChunkStream, Iterator[tuple[int, dict]]]:
+    stream = ChunkStream(
+        CustomerImportChunk.objects.filter(customer_import=customer_import)
+        .order_by("sequence")
+        .values_list("data", flat=True)
+        .iterator(chunk_size=4)
     )
-    reader = csv.DictReader(text)
+    reader = csv.DictReader(text_reader(stream))
     reader.fieldnames = [name.strip() for name in (reader.fieldnames or [])]
     return stream, enumerate(reader, start=1)
 

@@ -4,7 +4,7 @@ in a given workspace: the cross-tenant route walk uses it to plant objects in an
 import factory
 from django.contrib.auth import get_user_model
 
-from audiences.models import Audience
+from audiences.models import Audience, ListUpload
 from masivo.tenancy import keys
 from masivo.tenancy.models import ApiKey, Member, Organization, Workspace
 from masivo.tenancy.roles import Role
@@ -93,6 +93,18 @@ class AudienceFactory(factory.django.DjangoModelFactory):
     profile_fields = factory.LazyFunction(lambda: ["country"])
 
 
+class ListUploadFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ListUpload
+
+    audience = factory.SubFactory(
+        AudienceFactory, workspace=factory.SelfAttribute("..workspace"), kind="list", rules=None
+    )
+    filename = "list.csv"
+    identifier = "email"
+    created_by = "test"
+
+
 def make_in_workspace(model, workspace: Workspace):
     """One object of `model` belonging to `workspace` (call inside its workspace_scope)."""
     if model is Member:
@@ -105,4 +117,5 @@ TENANT_FACTORIES = {
     Customer: CustomerFactory,
     CustomerImport: CustomerImportFactory,
     Audience: AudienceFactory,
+    ListUpload: ListUploadFactory,
 }

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from audiences.models import Audience, MembershipChange, Recalculation
+from audiences.models import Audience, ListUpload, MembershipChange, Recalculation
 
 
 class AudienceOut(serializers.ModelSerializer):
@@ -72,3 +72,25 @@ class ExplainOut(serializers.Serializer):
     matches = serializers.BooleanField(help_text="what the rules say now")
     is_member = serializers.BooleanField(help_text="current membership (last recalculation)")
     explanation = serializers.DictField(help_text="each node: result and the deciding values")
+
+
+class ListUploadOut(serializers.ModelSerializer):
+    progress = serializers.FloatField(read_only=True)
+    problems_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ListUpload
+        fields = [
+            "id", "audience", "filename", "identifier", "create_missing", "status", "progress",
+            "size_bytes", "rows_added", "rows_already", "rows_created", "rows_unmatched",
+            "rows_invalid", "error", "created_by", "created_at", "finished_at", "problems_url",
+        ]  # fmt: skip
+
+    def get_problems_url(self, obj) -> str:
+        return f"/api/v1/list-uploads/{obj.id}/problems"
+
+
+class ListUploadIn(serializers.Serializer):
+    file = serializers.FileField(help_text="UTF-8 CSV: one identifier per row (header optional)")
+    identifier = serializers.ChoiceField(ListUpload.Identifier.choices)
+    create_missing = serializers.BooleanField(default=False)

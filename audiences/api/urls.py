@@ -20,6 +20,13 @@ urlpatterns = [
     path(
         "audiences/<int:id>/explain", views.AudienceExplainView.as_view(), name="audience-explain"
     ),
+    path("audiences/<int:id>/uploads", views.AudienceUploadView.as_view(), name="audience-upload"),
+    path("list-uploads/<int:id>", views.ListUploadDetailView.as_view(), name="list-upload"),
+    path(
+        "list-uploads/<int:id>/problems",
+        views.ListUploadProblemsView.as_view(),
+        name="list-upload-problems",
+    ),
     path(
         "customers/<int:id>/audiences",
         views.CustomerAudiencesView.as_view(),

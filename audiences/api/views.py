@@ -1,12 +1,16 @@
+from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from audiences import selectors, services
 from audiences.api import serializers as s
-from audiences.models import Audience, Membership, Recalculation
+from audiences.lists import list_upload_create, list_upload_problems_csv
+from audiences.models import Audience, ListUpload, Membership, Recalculation
 from audiences.recalculation import recalculation_queue
 from audiences.tasks import queue_on_commit
 from masivo.tenancy.api.views import WorkspaceAPIView
@@ -217,3 +221,63 @@ class CustomerAudiencesView(WorkspaceAPIView):
         customer = self.get_object()
         rows = selectors.customer_audiences(customer=customer)
         return Response(CustomerAudiencesOut(rows, many=True).data)
+
+
+class AudienceUploadView(AudienceScopedView):
+    serializer_class = s.ListUploadOut
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(
+        request={"multipart/form-data": s.ListUploadIn},
+        responses={202: s.ListUploadOut},
+        summary="Upload a CSV of external ids, emails or phones into an uploaded list",
+    )
+    def post(self, request, id):
+        audience = self.get_object()
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise exceptions.ValidationError({"file": ["attach the CSV as `file`"]})
+        data = _validated(
+            s.ListUploadIn,
+            {
+                "file": upload,
+                "identifier": request.data.get("identifier"),
+                "create_missing": request.data.get("create_missing", False),
+            },
+        )
+        list_upload = list_upload_create(
+            audience=audience,
+            upload=upload,
+            filename=upload.name or "list.csv",
+            identifier=data["identifier"],
+            create_missing=data["create_missing"],
+            actor=self.actor.label,
+        )
+        return Response(s.ListUploadOut(list_upload).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ListUploadDetailView(WorkspaceAPIView):
+    serializer_class = s.ListUploadOut
+
+    def get_queryset(self):
+        return ListUpload.objects.all()
+
+    @extend_schema(responses=s.ListUploadOut, summary="An upload's progress and counts")
+    def get(self, request, id):
+        return Response(s.ListUploadOut(self.get_object()).data)
+
+
+class ListUploadProblemsView(ListUploadDetailView):
+    @extend_schema(
+        responses={
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="row,value,reason")
+        },
+        summary="Rows that added no one (invalid or unmatched), as CSV",
+    )
+    def get(self, request, id):
+        list_upload = self.get_object()
+        response = StreamingHttpResponse(
+            list_upload_problems_csv(list_upload=list_upload), content_type="text/csv"
+        )
+        response["Content-Disposition"] = f'attachment; filename="list-upload-{list_upload.id}.csv"'
+        return response

@@ -1,0 +1,236 @@
+"""Uploaded lists: a CSV of external ids, emails or phones, matched to customers (optionally
+creating the missing ones) and added to a list audience in batches, with progress and a report
+of the rows that added no one. List membership is static: never re-evaluated."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from audiences.models import (
+    Audience,
+    ListUpload,
+    ListUploadChunk,
+    ListUploadProblem,
+    Membership,
+    MembershipChange,
+)
+from audiences.recalculation import LOCK_NAMESPACE
+from masivo.tenancy.context import workspace_scope
+from masivo.tenancy.errors import Conflict, InvalidInput
+from profiles import normalize
+from profiles.files import CHUNK_BYTES, ChunkStream, store_chunks, text_reader
+from profiles.models import Customer
+
+BATCH = 1000
+MAX_PROBLEMS_KEPT = 100_000
+CREATABLE = (ListUpload.Identifier.EXTERNAL_ID, ListUpload.Identifier.EMAIL)
+
+
+def _clean(identifier: str, value: str) -> str:
+    if identifier == ListUpload.Identifier.EMAIL:
+        return normalize.clean_email(value)
+    if identifier == ListUpload.Identifier.PHONE:
+        return normalize.clean_phone(value)
+    text = normalize.clean_text(value, field="external_id", max_length=255)
+    if not text:
+        raise InvalidInput("empty")
+    return text
+
+
+@transaction.atomic
+def list_upload_create(
+    *, audience: Audience, upload, filename: str, identifier: str, create_missing: bool, actor: str
+) -> ListUpload:
+    if audience.kind != Audience.Kind.LIST:
+        raise Conflict("only uploaded-list audiences take a file of members")
+    if identifier not in ListUpload.Identifier.values:
+        raise InvalidInput("external_id, email or phone", field="identifier")
+    if create_missing and identifier not in CREATABLE:
+        raise InvalidInput("missing customers can be created from external ids or emails only",
+                           field="create_missing")  # fmt: skip
+    first = upload.read(CHUNK_BYTES)
+    if not first.strip():
+        raise InvalidInput("the file is empty", field="file")
+    try:
+        first.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        if error.start < len(first) - 4:
+            raise InvalidInput("the file is not UTF-8 text", field="file") from error
+    list_upload = ListUpload.objects.create(
+        workspace=audience.workspace,
+        audience=audience,
+        filename=normalize.strip_nul(filename)[:255],
+        identifier=identifier,
+        create_missing=create_missing,
+        created_by=actor,
+    )
+    list_upload.size_bytes = store_chunks(
+        first,
+        upload,
+        lambda sequence, data: ListUploadChunk.objects.create(
+            workspace=audience.workspace, upload=list_upload, sequence=sequence, data=data
+        ),
+    )
+    list_upload.save(update_fields=["size_bytes"])
+    from audiences.tasks import process_list_upload
+
+    transaction.on_commit(
+        lambda: process_list_upload.delay(
+            workspace_id=audience.workspace_id, upload_id=list_upload.id
+        )
+    )
+    return list_upload
+
+
+def _values(list_upload: ListUpload, stream: ChunkStream):
+    """(row number in the file, raw value) for each data row. A first row that names the
+    identifier is a header (and picks the column); otherwise the first column is used."""
+    column = 0
+    for number, row in enumerate(csv.reader(text_reader(stream)), start=1):
+        if number == 1:
+            names = [cell.strip().lower() for cell in row]
+            if list_upload.identifier in names:
+                column = names.index(list_upload.identifier)
+                continue
+        if not any(cell.strip() for cell in row):
+            continue
+        yield number, row[column] if column < len(row) else ""
+
+
+def _apply(
+    list_upload: ListUpload, batch: list[tuple[int, str]], now
+) -> list[tuple[int, str, str]]:
+    identifier = list_upload.identifier
+    problems, cleaned = [], {}
+    for number, raw in batch:
+        try:
+            cleaned.setdefault(_clean(identifier, raw), number)
+        except InvalidInput as error:
+            problems.append((number, raw, f"invalid {identifier}: {error.message}"))
+    found = dict(
+        Customer.objects.filter(**{f"{identifier}__in": list(cleaned)}).values_list(
+            identifier, "id"
+        )
+    )
+    missing = [value for value in cleaned if value not in found]
+    if missing and list_upload.create_missing:
+        Customer.objects.bulk_create(
+            [Customer(workspace_id=list_upload.workspace_id, **{identifier: value},
+                      created_at=now, updated_at=now) for value in missing],
+            ignore_conflicts=True,
+        )  # fmt: skip
+        created = dict(
+            Customer.objects.filter(**{f"{identifier}__in": missing}).values_list(identifier, "id")
+        )
+        list_upload.rows_created += len(created)
+        found |= created
+    for value in missing:
+        if value not in found:
+            problems.append((cleaned[value], value, f"no customer with this {identifier}"))
+    ids = sorted(set(found.values()))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, list_upload.audience_id]
+        )
+    already = set(
+        Membership.objects.filter(
+            audience_id=list_upload.audience_id, customer_id__in=ids
+        ).values_list("customer_id", flat=True)
+    )
+    entering = [cid for cid in ids if cid not in already]
+    Membership.objects.bulk_create(
+        Membership(workspace_id=list_upload.workspace_id, audience_id=list_upload.audience_id,
+                   customer_id=cid, since=now, source=Membership.Source.LIST)
+        for cid in entering
+    )  # fmt: skip
+    MembershipChange.objects.bulk_create(
+        MembershipChange(workspace_id=list_upload.workspace_id, audience_id=list_upload.audience_id,
+                         customer_id=cid, kind=MembershipChange.Kind.ENTER, source="list",
+                         changed_at=now)
+        for cid in entering
+    )  # fmt: skip
+    list_upload.rows_added += len(entering)
+    list_upload.rows_already += len(ids) - len(entering)
+    return problems
+
+
+def list_upload_run(*, list_upload: ListUpload) -> None:
+    """Process the whole file; each batch commits with its counters. Idempotent: re-adding a
+    member is counted as 'already', never logged twice."""
+    claimed = ListUpload.objects.filter(id=list_upload.id, status=ListUpload.Status.QUEUED).update(
+        status=ListUpload.Status.RUNNING
+    )
+    if not claimed:
+        return
+    batch = []
+    stream = ChunkStream(
+        ListUploadChunk.objects.filter(upload=list_upload)
+        .order_by("sequence")
+        .values_list("data", flat=True)
+        .iterator(chunk_size=4)
+    )
+
+    def flush():
+        now = timezone.now()
+        with transaction.atomic():
+            current = ListUpload.objects.select_for_update().get(id=list_upload.id)
+            problems = _apply(current, batch, now)
+            current.rows_unmatched += sum(1 for p in problems if p[2].startswith("no customer"))
+            current.rows_invalid += sum(1 for p in problems if p[2].startswith("invalid"))
+            room = MAX_PROBLEMS_KEPT - ListUploadProblem.objects.filter(upload=current).count()
+            ListUploadProblem.objects.bulk_create(
+                ListUploadProblem(workspace_id=current.workspace_id, upload=current,
+                                  row_number=n, value=str(v)[:255], reason=r[:200])
+                for n, v, r in problems[: max(room, 0)]
+            )  # fmt: skip
+            current.bytes_done = min(stream.bytes_read, current.size_bytes)
+            current.save()
+            Audience.objects.filter(id=current.audience_id).update(
+                size=Membership.objects.filter(audience_id=current.audience_id).count()
+            )
+        batch.clear()
+
+    try:
+        for number, raw in _values(list_upload, stream):
+            batch.append((number, raw))
+            if len(batch) >= BATCH:
+                flush()
+        flush()
+    except (UnicodeDecodeError, csv.Error) as error:
+        reason = (
+            "the file is not UTF-8 text" if isinstance(error, UnicodeDecodeError) else str(error)
+        )
+        ListUpload.objects.filter(id=list_upload.id).update(
+            status=ListUpload.Status.FAILED, error=reason, finished_at=timezone.now()
+        )
+        return
+    ListUpload.objects.filter(id=list_upload.id).update(
+        status=ListUpload.Status.SUCCEEDED, bytes_done=list_upload.size_bytes,
+        finished_at=timezone.now(),
+    )  # fmt: skip
+    ListUploadChunk.objects.filter(upload=list_upload).delete()
+
+
+def list_upload_problems_csv(*, list_upload: ListUpload):
+    """The rows that added no one, as streamed CSV lines (the generator enters the workspace
+    itself: it runs after the view has returned)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["row", "value", "reason"])
+    yield buffer.getvalue()
+    with workspace_scope(list_upload.workspace_id):
+        rows = (
+            ListUploadProblem.objects.filter(upload_id=list_upload.id)
+            .order_by("row_number", "id")
+            .values_list("row_number", "value", "reason")
+            .iterator(chunk_size=2000)
+        )
+        for row in rows:
+            buffer.seek(0)
+            buffer.truncate()
+            writer.writerow(row)
+            yield buffer.getvalue()

@@ -1,0 +1,52 @@
+"""Uploaded files kept in the database in chunks, so any worker can read them back.
+
+`store_chunks` streams an upload into chunk rows (never the whole file in memory);
+`ChunkStream` reads them back, in order, as one byte stream that counts what it handed out.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+
+CHUNK_BYTES = 1024 * 1024
+
+
+def store_chunks(first: bytes, upload, make_chunk: Callable[[int, bytes], object]) -> int:
+    """Store `first` and the rest of `upload` as numbered chunks; returns the total size."""
+    size, sequence, data = 0, 0, first
+    while data:
+        make_chunk(sequence, data)
+        size += len(data)
+        sequence += 1
+        data = upload.read(CHUNK_BYTES)
+    return size
+
+
+class ChunkStream(io.RawIOBase):
+    def __init__(self, chunks: Iterator[bytes]):
+        self.chunks = chunks
+        self.buffer = b""
+        self.bytes_read = 0
+
+    def readable(self):
+        return True
+
+    def readinto(self, target):
+        while not self.buffer:
+            chunk = next(self.chunks, None)
+            if chunk is None:
+                return 0
+            self.buffer = bytes(chunk)
+        size = min(len(target), len(self.buffer))
+        target[:size] = self.buffer[:size]
+        self.buffer = self.buffer[size:]
+        self.bytes_read += size
+        return size
+
+
+def text_reader(stream: ChunkStream) -> io.TextIOWrapper:
+    """UTF-8 text (a BOM is skipped), universal newlines left to the csv module."""
+    return io.TextIOWrapper(
+        io.BufferedReader(stream, buffer_size=64 * 1024), encoding="utf-8-sig", newline=""
+    )
