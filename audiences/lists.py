@@ -5,7 +5,6 @@ of the rows that added no one. List membership is static: never re-evaluated."""
 from __future__ import annotations
 
 import csv
-import io
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -19,10 +18,9 @@ from audiences.models import (
     MembershipChange,
 )
 from audiences.recalculation import LOCK_NAMESPACE
-from masivo.tenancy.context import workspace_scope
 from masivo.tenancy.errors import Conflict, InvalidInput
 from profiles import normalize
-from profiles.files import CHUNK_BYTES, ChunkStream, store_chunks, text_reader
+from profiles.files import CHUNK_BYTES, ChunkStream, csv_lines, store_chunks, text_reader
 from profiles.models import Customer
 
 BATCH = 1000
@@ -216,21 +214,10 @@ def list_upload_run(*, list_upload: ListUpload) -> None:
 
 
 def list_upload_problems_csv(*, list_upload: ListUpload):
-    """The rows that added no one, as streamed CSV lines (the generator enters the workspace
-    itself: it runs after the view has returned)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["row", "value", "reason"])
-    yield buffer.getvalue()
-    with workspace_scope(list_upload.workspace_id):
-        rows = (
-            ListUploadProblem.objects.filter(upload_id=list_upload.id)
-            .order_by("row_number", "id")
-            .values_list("row_number", "value", "reason")
-            .iterator(chunk_size=2000)
-        )
-        for row in rows:
-            buffer.seek(0)
-            buffer.truncate()
-            writer.writerow(row)
-            yield buffer.getvalue()
+    """The rows that added no one, as streamed CSV lines."""
+    problems = (
+        ListUploadProblem.objects.filter(upload_id=list_upload.id)
+        .order_by("row_number", "id")
+        .values_list("row_number", "value", "reason")
+    )
+    return csv_lines(["row", "value", "reason"], problems, workspace_id=list_upload.workspace_id)

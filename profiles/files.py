@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 from collections.abc import Callable, Iterator
 
@@ -50,3 +51,21 @@ def text_reader(stream: ChunkStream) -> io.TextIOWrapper:
     return io.TextIOWrapper(
         io.BufferedReader(stream, buffer_size=64 * 1024), encoding="utf-8-sig", newline=""
     )
+
+
+def csv_lines(header: list[str], rows, *, workspace_id: int) -> Iterator[str]:
+    """A report as streamed CSV lines. Streaming responses run after the view has returned (and
+    its workspace context is gone), so the generator enters the workspace itself; `rows` is a
+    lazy queryset of tuples."""
+    from masivo.tenancy.context import workspace_scope
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    yield buffer.getvalue()
+    with workspace_scope(workspace_id):
+        for row in rows.iterator(chunk_size=2000):
+            buffer.seek(0)
+            buffer.truncate()
+            writer.writerow(row)
+            yield buffer.getvalue()

@@ -19,13 +19,12 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from masivo.tenancy.context import workspace_scope
 from masivo.tenancy.errors import InvalidInput
 from masivo.tenancy.models import Workspace
 from profiles import normalize
 from profiles.consent import clean_consent_changes
 from profiles.fields import PROFILE_FIELDS, clean_profile_fields
-from profiles.files import CHUNK_BYTES, ChunkStream, store_chunks, text_reader
+from profiles.files import CHUNK_BYTES, ChunkStream, csv_lines, store_chunks, text_reader
 from profiles.models import (
     ConsentChange,
     ConsentPurpose,
@@ -374,24 +373,10 @@ def customer_import_run(*, customer_import: CustomerImport, batch_rows: int = BA
 
 
 def customer_import_errors_csv(*, customer_import: CustomerImport) -> Iterator[str]:
-    """The per-row error report as CSV lines, streamed.
-
-    The response is consumed after the view returns (and the request's workspace context is
-    gone), so the generator enters the import's workspace itself.
-    """
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["row", "column", "error"])
-    yield buffer.getvalue()
-    with workspace_scope(customer_import.workspace_id):
-        errors = (
-            CustomerImportError.objects.filter(customer_import_id=customer_import.id)
-            .order_by("row_number", "id")
-            .values_list("row_number", "field", "message")
-            .iterator(chunk_size=2000)
-        )
-        for row in errors:
-            buffer.seek(0)
-            buffer.truncate()
-            writer.writerow(row)
-            yield buffer.getvalue()
+    """The per-row error report as streamed CSV lines."""
+    errors = (
+        CustomerImportError.objects.filter(customer_import_id=customer_import.id)
+        .order_by("row_number", "id")
+        .values_list("row_number", "field", "message")
+    )
+    return csv_lines(["row", "column", "error"], errors, workspace_id=customer_import.workspace_id)
