@@ -8,7 +8,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from audiences.facts import facts_for_customers
-from audiences.models import Audience, Membership, MembershipChange
+from audiences.models import Audience, Membership, MembershipChange, Recalculation
 from audiences.recalculation import compiler_for
 from audiences.rules.evaluator import Evaluator
 from audiences.services import validated_rules
@@ -92,3 +92,157 @@ def customer_audiences(*, customer: Customer) -> list[dict]:
         .order_by("audience__name")
         .values("audience_id", "audience__name", "since", "source")
     )
+
+
+# -- the dashboard's pickers and lists ----------------------------------------------------------
+
+PICKER_CUSTOMERS_SAMPLE = 1000
+PICKER_EVENTS_SAMPLE = 500
+PICKER_LIMIT = 300
+TRAIT_PATH_DEPTH = 3
+
+# Every path (dots for nesting, up to `depth` levels) in a bounded sample of JSON documents,
+# with the JSON type it holds most often. Below the top level a key with a dot in it cannot be
+# addressed (dots separate levels), so it is left out; the CASE guards keep jsonb_each away from
+# arrays and scalars.
+_JSON_PATHS_SQL = """
+WITH RECURSIVE sample AS MATERIALIZED ({sample}),
+paths(path, value, depth) AS (
+    SELECT e.key, e.value, 1
+      FROM sample s,
+           jsonb_each(CASE jsonb_typeof(s.document) WHEN 'object' THEN s.document
+                      ELSE '{{}}'::jsonb END) e
+     WHERE e.key <> '' AND (%(depth)s = 1 OR strpos(e.key, '.') = 0)
+    UNION ALL
+    SELECT p.path || '.' || e.key, e.value, p.depth + 1
+      FROM paths p,
+           jsonb_each(CASE jsonb_typeof(p.value) WHEN 'object' THEN p.value
+                      ELSE '{{}}'::jsonb END) e
+     WHERE p.depth < %(depth)s AND e.key <> '' AND strpos(e.key, '.') = 0
+)
+SELECT path, mode() WITHIN GROUP (ORDER BY jsonb_typeof(value)) FROM paths
+ WHERE jsonb_typeof(value) <> 'null'
+ GROUP BY path ORDER BY path COLLATE "C" LIMIT %(limit)s
+"""
+
+_RECENT_CUSTOMERS_SQL = (
+    "SELECT {column} AS document FROM profiles_customer WHERE workspace_id = %(workspace)s "
+    "ORDER BY updated_at DESC, id DESC LIMIT %(sample)s"
+)
+_RECENT_EVENTS_SQL = (
+    "SELECT properties AS document FROM profiles_event "
+    "WHERE workspace_id = %(workspace)s AND name = %(name)s "
+    "ORDER BY occurred_at DESC LIMIT %(sample)s"
+)
+
+# Distinct names by a skip scan of the (workspace, name, occurred_at) index: one index probe
+# per name, however many events there are.
+_EVENT_NAMES_SQL = """
+WITH RECURSIVE names(name) AS (
+    (SELECT name FROM profiles_event WHERE workspace_id = %(workspace)s ORDER BY name LIMIT 1)
+    UNION ALL
+    SELECT (SELECT e.name FROM profiles_event e
+             WHERE e.workspace_id = %(workspace)s AND e.name > n.name ORDER BY e.name LIMIT 1)
+      FROM names n WHERE n.name IS NOT NULL
+)
+SELECT name FROM names WHERE name IS NOT NULL LIMIT %(limit)s
+"""
+
+
+def _json_paths(sql: str, params: dict, *, depth: int) -> list[dict]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params | {"depth": depth, "limit": PICKER_LIMIT})
+        return [{"path": path, "type": kind} for path, kind in cursor.fetchall()]
+
+
+def profile_keys_seen(*, workspace, sample: int = PICKER_CUSTOMERS_SAMPLE) -> dict[str, list]:
+    """Tag keys and trait paths in the most recently updated customers, for the field picker.
+
+    A sample, not a census: keys that only older profiles carry do not show (they can still be
+    typed). Tag keys are one level (a tag key may hold dots); trait paths go 3 levels deep.
+    """
+    params = {"workspace": workspace.id, "sample": sample}
+    found = {}
+    for column, depth in (("tags", 1), ("traits", TRAIT_PATH_DEPTH)):
+        recent = _RECENT_CUSTOMERS_SQL.format(column=column)
+        found[column] = _json_paths(_JSON_PATHS_SQL.format(sample=recent), params, depth=depth)
+    return found
+
+
+def event_names_seen(*, workspace, limit: int = PICKER_LIMIT) -> list[str]:
+    """The workspace's event names, sorted regardless of case (the first `limit` of them)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_EVENT_NAMES_SQL, {"workspace": workspace.id, "limit": limit})
+        return sorted(
+            (row[0] for row in cursor.fetchall()), key=lambda name: (name.casefold(), name)
+        )
+
+
+def event_property_paths_seen(
+    *, workspace, name: str, sample: int = PICKER_EVENTS_SAMPLE
+) -> list[dict]:
+    """Property paths of the latest `sample` events named `name`, for the property picker."""
+    params = {"workspace": workspace.id, "name": name, "sample": sample}
+    sql = _JSON_PATHS_SQL.format(sample=_RECENT_EVENTS_SQL)
+    return _json_paths(sql, params, depth=TRAIT_PATH_DEPTH)
+
+
+# The last `runs` succeeded recalculations of each audience: a short backward walk of the
+# (workspace, audience, -id) index per audience.
+_SIZE_HISTORY_SQL = """
+SELECT a.id, r.finished_at, r.size
+  FROM unnest(%(audiences)s::bigint[]) AS a(id)
+  CROSS JOIN LATERAL (
+      SELECT finished_at, size, id FROM audiences_recalculation
+       WHERE workspace_id = %(workspace)s AND audience_id = a.id AND status = 'succeeded'
+       ORDER BY id DESC LIMIT %(runs)s
+  ) r
+ ORDER BY a.id, r.id
+"""
+
+
+def audience_size_history(
+    *, workspace, audience_ids: list[int], runs: int = 30
+) -> dict[int, list[tuple[datetime, int]]]:
+    """Size after each of the last `runs` succeeded recalculations, oldest first, by audience."""
+    history: dict[int, list[tuple[datetime, int]]] = {
+        audience_id: [] for audience_id in audience_ids
+    }
+    if not audience_ids:
+        return history
+    params = {"workspace": workspace.id, "audiences": list(audience_ids), "runs": runs}
+    with connection.cursor() as cursor:
+        cursor.execute(_SIZE_HISTORY_SQL, params)
+        for audience_id, finished_at, size in cursor.fetchall():
+            history[audience_id].append((finished_at, size))
+    return history
+
+
+def audience_members(
+    *, audience: Audience, before_customer_id: int | None = None, limit: int
+) -> list[Membership]:
+    """Members by customer id, newest customers first, a page after `before_customer_id`.
+
+    Customer id order walks the (workspace, audience, customer) unique index, so every page is
+    one short range scan, however large the audience.
+    """
+    members = Membership.objects.filter(audience=audience)
+    if before_customer_id is not None:
+        members = members.filter(customer_id__lt=before_customer_id)
+    return list(
+        members.select_related("customer")
+        .only(
+            "customer_id", "since", "source", "customer__first_name", "customer__last_name",
+            "customer__email", "customer__external_id", "customer__is_anonymous",
+        )
+        .order_by("-customer_id")[:limit]
+    )  # fmt: skip
+
+
+def changes_recent(*, audience: Audience, limit: int) -> list[MembershipChange]:
+    """The latest enters and exits, newest first."""
+    return list(MembershipChange.objects.filter(audience=audience).order_by("-id")[:limit])
+
+
+def recalculations_recent(*, audience: Audience, limit: int) -> list[Recalculation]:
+    return list(Recalculation.objects.filter(audience=audience).order_by("-id")[:limit])

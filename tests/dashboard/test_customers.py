@@ -447,9 +447,9 @@ def test_the_profile_query_count_is_fixed(viewer_client, workspace, ana, django_
     add_events(workspace, ana, 30)
     with workspace_scope(workspace.id):
         ProfileSettings.objects.create(workspace=workspace)
-    # session, user, workspace, membership, customer, settings, consent history, events,
-    # the workspace switcher, identities, devices
-    with django_assert_num_queries(11):
+    # session, user, workspace, membership, customer, settings, consent history, audiences,
+    # events, the workspace switcher, identities, devices
+    with django_assert_num_queries(12):
         viewer_client.get(profile_url(workspace, ana))
 
 

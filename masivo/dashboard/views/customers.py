@@ -12,6 +12,8 @@ from django.utils.dateparse import parse_datetime
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST, require_safe
 
+from audiences import selectors as audience_selectors
+from audiences.models import Membership
 from masivo.dashboard.customer_forms import ConsentForm, CustomerFilterForm
 from masivo.dashboard.decorators import workspace_view
 from masivo.dashboard.forms import add_service_error
@@ -138,6 +140,14 @@ def _consent_rows(customer: Customer, form: ConsentForm, settings) -> list[dict]
     return rows
 
 
+def _audience_rows(customer: Customer) -> list[dict]:
+    sources = dict(Membership.Source.choices)
+    return [
+        row | {"source_label": sources.get(row["source"], row["source"])}
+        for row in audience_selectors.customer_audiences(customer=customer)
+    ]
+
+
 def _profile_page(request, customer: Customer, *, form: ConsentForm | None = None, status=200):
     settings = profile_settings_get(workspace=request.workspace)
     form = form or ConsentForm(customer=customer)
@@ -152,6 +162,7 @@ def _profile_page(request, customer: Customer, *, form: ConsentForm | None = Non
             customer=customer, limit=CONSENT_HISTORY_SHOWN
         ),
         "traits_json": json.dumps(customer.traits, ensure_ascii=False, sort_keys=True, indent=2),
+        "customer_audiences": _audience_rows(customer),
         "is_timeline_continued": "before" in request.GET,
         "active_section": "customers",
         **_timeline(request, customer),

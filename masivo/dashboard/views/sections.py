@@ -87,7 +87,6 @@ def section_view(name: str):
     return view
 
 
-audiences = section_view("audiences")
 journeys = section_view("journeys")
 messages = section_view("messages")
 destinations = section_view("destinations")
