@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from audiences.models import (
@@ -17,7 +17,7 @@ from audiences.models import (
     Membership,
     MembershipChange,
 )
-from audiences.recalculation import LOCK_NAMESPACE
+from audiences.services import membership_lock
 from masivo.tenancy.errors import Conflict, InvalidInput
 from profiles import normalize
 from profiles.files import CHUNK_BYTES, ChunkStream, csv_lines, store_chunks, text_reader
@@ -130,10 +130,7 @@ def _apply(
         if value not in found:
             problems.append((cleaned[value], value, f"no customer with this {identifier}"))
     ids = sorted(set(found.values()))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, list_upload.audience_id]
-        )
+    membership_lock(list_upload.audience_id)
     already = set(
         Membership.objects.filter(
             audience_id=list_upload.audience_id, customer_id__in=ids

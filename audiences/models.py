@@ -65,7 +65,10 @@ class Membership(TenantModel):
         constraints = [
             models.UniqueConstraint("workspace", "audience", "customer", name="membership_unique")
         ]
-        indexes = [models.Index(fields=["workspace", "customer"], name="membership_ws_customer")]
+        indexes = [
+            models.Index(fields=["workspace", "customer"], name="membership_ws_customer"),
+            models.Index(fields=["workspace", "audience", "-id"], name="membership_ws_audience_id"),
+        ]
 
 
 class MembershipChange(TenantModel):
@@ -79,7 +82,7 @@ class MembershipChange(TenantModel):
     audience = models.ForeignKey(Audience, on_delete=models.CASCADE, related_name="+")
     customer_id = models.BigIntegerField()
     kind = models.CharField(max_length=5, choices=Kind.choices)
-    source = models.CharField(max_length=16)
+    source = models.CharField(max_length=100)
     changed_at = models.DateTimeField(default=now)
 
     class Meta:

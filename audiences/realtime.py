@@ -11,15 +11,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db import connection
 from django.db.models import F, Q
 from django.utils import timezone
 
 from audiences.facts import facts_for_customers
 from audiences.models import Audience, Membership, MembershipChange
-from audiences.recalculation import LOCK_NAMESPACE
 from audiences.rules.ast import parse_rules
 from audiences.rules.evaluator import Evaluator
+from audiences.services import membership_lock
 from masivo.tenancy.models import Workspace
 
 PROFILE_EVENT_NAMES = {"Identify"}  # events whose arrival means profile fields changed
@@ -62,21 +61,20 @@ def realtime_evaluate(
     )
     known = {cid: fact for cid, fact in facts.items() if not fact.profile["is_anonymous"]}
     results = {}
-    with connection.cursor() as cursor:
-        for audience in audiences:  # in id order: concurrent batches lock in the same order
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, audience.id])
-            current = set(
-                Membership.objects.filter(
-                    audience_id=audience.id, customer_id__in=list(known)
-                ).values_list("customer_id", flat=True)
-            )
-            evaluator = Evaluator(parsed[audience.id], now=now)
-            matching = {cid for cid, fact in known.items() if evaluator.matches(fact)}
-            entering = sorted(matching - current)
-            leaving = sorted(current - matching)
-            if entering or leaving:
-                _apply(audience, entering, leaving, now)
-            results[audience.id] = (len(entering), len(leaving))
+    for audience in audiences:  # in id order: concurrent batches lock in the same order
+        membership_lock(audience.id)
+        current = set(
+            Membership.objects.filter(
+                audience_id=audience.id, customer_id__in=list(known)
+            ).values_list("customer_id", flat=True)
+        )
+        evaluator = Evaluator(parsed[audience.id], now=now)
+        matching = {cid for cid, fact in known.items() if evaluator.matches(fact)}
+        entering = sorted(matching - current)
+        leaving = sorted(current - matching)
+        if entering or leaving:
+            _apply(audience, entering, leaving, now)
+        results[audience.id] = (len(entering), len(leaving))
     return results
 
 

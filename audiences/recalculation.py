@@ -16,11 +16,9 @@ from django.utils import timezone
 from audiences.models import Audience, Membership, Recalculation
 from audiences.rules.ast import parse_rules
 from audiences.rules.compiler import Compiler
-from audiences.services import next_run
+from audiences.services import membership_lock, next_run
 from profiles.models import ProfileSettings
 from profiles.services.settings import profile_settings_get
-
-LOCK_NAMESPACE = 7301  # pg_advisory_xact_lock(namespace, audience id)
 
 _APPLY_SQL = """
 WITH target AS MATERIALIZED ({members}),
@@ -66,29 +64,41 @@ def recalculation_queue(*, audience: Audience, reason: str) -> Recalculation:
     )
 
 
+def _skip_if_stale(run: Recalculation, audience: Audience) -> bool:
+    if run.version < audience.version or audience.kind != Audience.Kind.RULES:
+        run.status = Recalculation.Status.SKIPPED
+        run.finished_at = timezone.now()
+        run.save(update_fields=["status", "finished_at"])
+        return True
+    return False
+
+
 def recalculation_run(
     *, recalculation: Recalculation, now: datetime | None = None
 ) -> Recalculation:
-    """Run one queued recalculation (idempotent: a finished or stale one does nothing)."""
+    """Run one queued recalculation (idempotent: a finished or stale one does nothing).
+
+    `now` is the clock the rules are evaluated against (time windows); timings use the real
+    clock. The run is marked running in its own short transaction, so pollers see it.
+    """
     now = now or timezone.now()
-    started = time.monotonic()
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, recalculation.audience_id]
-            )
         run = Recalculation.objects.select_for_update().get(id=recalculation.id)
         if run.status not in (Recalculation.Status.QUEUED, Recalculation.Status.RUNNING):
             return run
-        audience = Audience.objects.select_for_update().get(id=run.audience_id)
-        if run.version < audience.version or audience.kind != Audience.Kind.RULES:
-            run.status = Recalculation.Status.SKIPPED
-            run.finished_at = now
-            run.save(update_fields=["status", "finished_at"])
+        if _skip_if_stale(run, Audience.objects.get(id=run.audience_id)):
             return run
-        Recalculation.objects.filter(id=run.id).update(
-            status=Recalculation.Status.RUNNING, started_at=now
-        )
+        run.status, run.started_at = Recalculation.Status.RUNNING, timezone.now()
+        run.save(update_fields=["status", "started_at"])
+    started = time.monotonic()
+    with transaction.atomic():
+        membership_lock(run.audience_id)
+        run = Recalculation.objects.select_for_update().get(id=run.id)
+        if run.status != Recalculation.Status.RUNNING:
+            return run  # another worker finished it while this one waited for the lock
+        audience = Audience.objects.select_for_update().get(id=run.audience_id)
+        if _skip_if_stale(run, audience):
+            return run
         members, params = compiler_for(audience, now=now).members_sql(parse_rules(audience.rules))
         params |= {"workspace": audience.workspace_id, "audience": audience.id, "now": now}
         with connection.cursor() as cursor:
@@ -96,15 +106,14 @@ def recalculation_run(
             size, entered, exited = cursor.fetchone()
         finished = timezone.now()
         duration_ms = int((time.monotonic() - started) * 1000)
-        run.status = Recalculation.Status.SUCCEEDED
-        run.started_at, run.finished_at = now, finished
+        run.status, run.finished_at = Recalculation.Status.SUCCEEDED, finished
         run.size, run.entered, run.exited = size, entered, exited
         run.save()
         audience.size = size
         audience.last_run_at = finished
         audience.last_run_entered, audience.last_run_exited = entered, exited
         audience.last_run_duration_ms = duration_ms
-        audience.next_run_at = next_run(audience.schedule, now)
+        audience.next_run_at = next_run(audience.schedule, finished)
         audience.save(
             update_fields=[
                 "size", "last_run_at", "last_run_entered", "last_run_exited",

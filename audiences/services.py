@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from audiences.models import Audience, Membership, MembershipChange
@@ -12,6 +12,8 @@ from audiences.rules.ast import InvalidRules, Rules, parse_rules
 from masivo.tenancy.errors import Conflict, InvalidInput
 from masivo.tenancy.models import Workspace
 
+GRAPH_LOCK_NAMESPACE = 7302  # pg_advisory_xact_lock(namespace, workspace id)
+MEMBERSHIP_LOCK_NAMESPACE = 7301  # per audience: recalculation, real time and list changes
 SCHEDULE_STEP = {
     Audience.Schedule.HOURLY: timedelta(hours=1),
     Audience.Schedule.DAILY: timedelta(days=1),
@@ -72,9 +74,24 @@ def _apply_rules(audience: Audience, rules: Rules) -> None:
     audience.is_time_based = rules.is_time_based
 
 
+def membership_lock(audience_id: int) -> None:
+    """Hold the audience's membership for this transaction: one writer at a time."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, %s)", [MEMBERSHIP_LOCK_NAMESPACE, audience_id]
+        )
+
+
+def _lock_graph(workspace_id: int) -> None:
+    """Serialize changes to a workspace's audience references (cycle and dependents checks)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [GRAPH_LOCK_NAMESPACE, workspace_id])
+
+
 @transaction.atomic
 def audience_create(*, workspace: Workspace, data: dict, now: datetime | None = None) -> Audience:
     now = now or timezone.now()
+    _lock_graph(workspace.id)
     kind = data.get("kind", Audience.Kind.RULES)
     audience = Audience(
         workspace=workspace,
@@ -109,7 +126,9 @@ def audience_create(*, workspace: Workspace, data: dict, now: datetime | None = 
 def audience_update(*, audience: Audience, data: dict, now: datetime | None = None) -> Audience:
     """Changing the rules makes a new version (older running recalculations become no-ops)."""
     now = now or timezone.now()
+    _lock_graph(audience.workspace_id)
     audience = Audience.objects.select_for_update().get(id=audience.id)
+    version_before = audience.version
     for name in ("name", "description", "schedule", "is_realtime"):
         if name in data:
             setattr(audience, name, data[name])
@@ -125,7 +144,8 @@ def audience_update(*, audience: Audience, data: dict, now: datetime | None = No
             audience.next_run_at = now
     if audience.kind == Audience.Kind.LIST:
         audience.is_realtime = False
-    elif "schedule" in data and "rules" not in data:
+        audience.schedule = Audience.Schedule.NEVER
+    elif "schedule" in data and audience.version == version_before:
         audience.next_run_at = next_run(audience.schedule, now)
     audience.updated_at = now
     try:
@@ -138,6 +158,7 @@ def audience_update(*, audience: Audience, data: dict, now: datetime | None = No
 
 @transaction.atomic
 def audience_delete(*, audience: Audience) -> None:
+    _lock_graph(audience.workspace_id)
     dependents = [
         a.name for a in Audience.objects.only("name", "depends_on") if audience.id in a.depends_on
     ]
@@ -160,6 +181,7 @@ def list_members_change(
     unknown = sorted(set(add) - known)
     if unknown:
         raise InvalidInput(f"no customer {unknown[0]} in this workspace", field="add")
+    membership_lock(audience.id)
     existing = set(
         Membership.objects.filter(audience=audience, customer_id__in=add + remove).values_list(
             "customer_id", flat=True

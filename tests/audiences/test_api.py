@@ -295,3 +295,36 @@ def test_recalculate_now_answers_202_and_runs(api, workspace, people):
     assert response.json()["status"] == "queued"
     recalculate_audience(workspace_id=workspace.id, recalculation_id=response.json()["id"])
     assert member_ids(workspace, audience_id) == {"ana", "beto"}
+
+
+def test_a_schedule_change_with_unchanged_rules_moves_the_next_run(api, workspace, people):
+    audience = create(api, {"name": "Mexico", "rules": MX, "schedule": "daily"}).json()
+    run_latest(workspace, audience["id"])
+    before = api.get(f"/api/v1/audiences/{audience['id']}").json()["next_run_at"]
+    after = api.patch(
+        f"/api/v1/audiences/{audience['id']}",
+        {"rules": MX, "schedule": "hourly"},
+        content_type="application/json",
+    ).json()
+    assert (after["version"], after["schedule"]) == (1, "hourly")
+    assert after["next_run_at"] < before
+
+
+def test_durations_use_the_real_clock_even_with_a_future_rule_clock(api, workspace, people):
+    audience_id = create(api, {"name": "Mexico", "rules": MX}).json()["id"]
+    with workspace_scope(workspace.id):
+        audience = Audience.objects.get(id=audience_id)
+        run = audience_recalculate(
+            audience=audience, reason="test", now=timezone.now() + timedelta(days=30)
+        )
+    assert run.status == "succeeded"
+    assert run.started_at <= run.finished_at <= timezone.now()
+    assert run.duration_ms >= 0
+
+
+def test_an_uploaded_list_is_never_scheduled(api, workspace):
+    audience_id = create(api, {"name": "VIP", "kind": "list"}).json()["id"]
+    body = api.patch(
+        f"/api/v1/audiences/{audience_id}", {"schedule": "hourly"}, content_type="application/json"
+    ).json()
+    assert (body["schedule"], body["next_run_at"]) == ("never", None)
