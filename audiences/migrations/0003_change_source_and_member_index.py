@@ -4,21 +4,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audiences', '0002_list_uploads'),
-        ('profiles', '0004_leakproof_search'),
-        ('tenancy', '0001_initial'),
+        ("audiences", "0002_list_uploads"),
+        ("profiles", "0004_leakproof_search"),
+        ("tenancy", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='membershipchange',
-            name='source',
+            model_name="membershipchange",
+            name="source",
             field=models.CharField(max_length=100),
         ),
         migrations.AddIndex(
-            model_name='membership',
-            index=models.Index(fields=['workspace', 'audience', '-id'], name='membership_ws_audience_id'),
+            model_name="membership",
+            index=models.Index(
+                fields=["workspace", "audience", "-id"], name="membership_ws_audience_id"
+            ),
         ),
     ]
