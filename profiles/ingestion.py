@@ -91,14 +91,44 @@ _EVENT_INSERT = """
 INSERT INTO profiles_event (
     workspace_id, type, name, properties, occurred_at, received_at, message_id, customer_id,
     user_id, anonymous_id, context, source)
-SELECT %(workspace)s, type, name, properties::jsonb, occurred_at, %(now)s, message_id,
-       customer_id, user_id, anonymous_id, context::jsonb, %(source)s
-  FROM unnest(%(types)s::text[], %(names)s::text[], %(properties)s::text[],
-              %(occurred)s::timestamptz[], %(message_ids)s::text[], %(customers)s::bigint[],
-              %(user_ids)s::text[], %(anonymous_ids)s::text[], %(contexts)s::text[])
-       AS m(type, name, properties, occurred_at, message_id, customer_id, user_id,
-            anonymous_id, context)
+SELECT %(workspace)s, m.type, m.name, m.properties, m.occurred_at, %(now)s, m.message_id,
+       m.customer_id, m.user_id, m.anonymous_id, m.context, %(source)s
+  FROM jsonb_to_recordset(%(rows)s::jsonb) AS m(
+       type text, name text, properties jsonb, occurred_at timestamptz, message_id text,
+       customer_id bigint, user_id text, anonymous_id text, context jsonb)
 ON CONFLICT (workspace_id, message_id) DO NOTHING
+"""
+# The batch travels as ONE JSON parameter: quoting nine arrays of JSON text client-side cost
+# more CPU than the INSERT itself (BENCHMARKS.md, ingestion).
+
+_TRAITS_UPDATE = """
+UPDATE profiles_customer c
+   SET email = v.email, phone = v.phone, first_name = v.first_name, last_name = v.last_name,
+       gender = v.gender, birth_date = v.birth_date, country = v.country, city = v.city,
+       timezone = v.timezone, locale = v.locale, tier = v.tier, traits = v.traits,
+       updated_at = %(now)s
+  FROM jsonb_to_recordset(%(rows)s::jsonb) AS v(
+       id bigint, email text, phone text, first_name text, last_name text, gender text,
+       birth_date date, country text, city text, timezone text, locale text, tier text,
+       traits jsonb)
+ WHERE c.workspace_id = %(workspace)s AND c.id = v.id
+"""
+
+# Lookups one value at a time (a LATERAL index probe each): with the RLS policy in the plan,
+# `value = ANY(array)` was sometimes planned as a scan of the whole workspace.
+_IDENTITY_LOOKUP = """
+SELECT v.value, i.customer_id
+  FROM unnest(%(values)s::text[]) AS v(value)
+  CROSS JOIN LATERAL (
+      SELECT customer_id FROM profiles_identity
+       WHERE workspace_id = %(workspace)s AND kind = %(kind)s AND value = v.value LIMIT 1) i
+"""
+_CUSTOMER_LOOKUP = """
+SELECT v.value, c.id
+  FROM unnest(%(values)s::text[]) AS v(value)
+  CROSS JOIN LATERAL (
+      SELECT id FROM profiles_customer
+       WHERE workspace_id = %(workspace)s AND external_id = v.value LIMIT 1) c
 """
 
 
@@ -185,11 +215,7 @@ class _Batch:
         user_ids = sorted({m.user_id for m in self.messages if m.user_id})
         if not user_ids:
             return
-        self.customer_by_user = _fetch_pairs(
-            "SELECT value, customer_id FROM profiles_identity "
-            "WHERE workspace_id = %s AND kind = 'alias' AND value = ANY(%s)",
-            [self.workspace.id, user_ids],
-        )
+        self.customer_by_user = self._identities("alias", user_ids)
         missing = [u for u in user_ids if u not in self.customer_by_user]
         if missing:
             with connection.cursor() as cursor:
@@ -198,10 +224,13 @@ class _Batch:
                     {"workspace": self.workspace.id, "now": self.now, "external_ids": missing},
                 )
             self.customer_by_user |= _fetch_pairs(
-                "SELECT external_id, id FROM profiles_customer "
-                "WHERE workspace_id = %s AND external_id = ANY(%s)",
-                [self.workspace.id, missing],
+                _CUSTOMER_LOOKUP, {"values": missing, "workspace": self.workspace.id}
             )
+
+    def _identities(self, kind: str, values: list[str]) -> dict[str, int]:
+        return _fetch_pairs(
+            _IDENTITY_LOOKUP, {"values": values, "workspace": self.workspace.id, "kind": kind}
+        )
 
     def resolve_anonymous(self) -> None:
         anonymous_ids = sorted(
@@ -209,11 +238,7 @@ class _Batch:
             | {m.previous_id for m in self.messages if m.type == "alias" and m.previous_id}
         )
         if anonymous_ids:
-            self.customer_by_anonymous = _fetch_pairs(
-                "SELECT value, customer_id FROM profiles_identity "
-                "WHERE workspace_id = %s AND kind = 'anonymous_id' AND value = ANY(%s)",
-                [self.workspace.id, anonymous_ids],
-            )
+            self.customer_by_anonymous = self._identities("anonymous_id", anonymous_ids)
 
     def link_anonymous(self) -> None:
         """identify/track with both ids: the anonymous id (and its history) joins the customer."""
@@ -315,8 +340,13 @@ class _Batch:
                 updates[self.customer_by_user[message.user_id]].append(message)
         if not updates:
             return
+        # FOR NO KEY UPDATE, in id order: the events' foreign keys take FOR KEY SHARE on these
+        # rows at commit, which a plain FOR UPDATE would conflict with (deadlocks under load).
         customers = {
-            c.id: c for c in Customer.objects.select_for_update().filter(id__in=sorted(updates))
+            c.id: c
+            for c in Customer.objects.select_for_update(no_key=True)
+            .filter(id__in=sorted(updates))
+            .order_by("id")
         }
         wanted_emails = {}
         for customer_id, messages in updates.items():
@@ -337,13 +367,21 @@ class _Batch:
                     customer.locale = str(message.context["locale"])[:35]
             customer.updated_at = self.now
         self._assign_emails(customers, wanted_emails)
-        Customer.objects.bulk_update(
-            customers.values(),
-            fields=[
-                "email", "phone", "first_name", "last_name", "gender", "birth_date", "country",
-                "city", "timezone", "locale", "tier", "traits", "updated_at",
-            ],
-        )  # fmt: skip
+        rows = [
+            {
+                "id": c.id, "email": c.email, "phone": c.phone, "first_name": c.first_name,
+                "last_name": c.last_name, "gender": c.gender,
+                "birth_date": c.birth_date.isoformat() if c.birth_date else None,
+                "country": c.country, "city": c.city, "timezone": c.timezone,
+                "locale": c.locale, "tier": c.tier, "traits": c.traits,
+            }
+            for c in customers.values()
+        ]  # fmt: skip
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _TRAITS_UPDATE,
+                {"rows": json.dumps(rows), "now": self.now, "workspace": self.workspace.id},
+            )
 
     def _assign_emails(self, customers: dict[int, Customer], wanted: dict[int, str]) -> None:
         if not wanted:
@@ -367,27 +405,34 @@ class _Batch:
     def insert_events(self) -> int:
         if not self.messages:
             return 0
-        columns = defaultdict(list)
+        rows = []
         for m in self.messages:
             customer_id = m.customer_id
             if customer_id is None and m.user_id:
                 customer_id = self.customer_by_user.get(m.user_id)
             if customer_id is None and m.anonymous_id:
                 customer_id = self.customer_by_anonymous.get(m.anonymous_id)
-            columns["types"].append(m.type)
-            columns["names"].append(m.name)
-            columns["properties"].append(
-                json.dumps(m.traits if m.type == "identify" else m.properties)
+            rows.append(
+                {
+                    "type": m.type,
+                    "name": m.name,
+                    "properties": m.traits if m.type == "identify" else m.properties,
+                    "occurred_at": m.occurred_at.isoformat(),
+                    "message_id": m.message_id,
+                    "customer_id": customer_id,
+                    "user_id": m.user_id,
+                    "anonymous_id": m.anonymous_id,
+                    "context": m.context,
+                }
             )
-            columns["occurred"].append(m.occurred_at)
-            columns["message_ids"].append(m.message_id)
-            columns["customers"].append(customer_id)
-            columns["user_ids"].append(m.user_id)
-            columns["anonymous_ids"].append(m.anonymous_id)
-            columns["contexts"].append(json.dumps(m.context))
-        params = {"workspace": self.workspace.id, "now": self.now, "source": self.source}
+        params = {
+            "workspace": self.workspace.id,
+            "now": self.now,
+            "source": self.source,
+            "rows": json.dumps(rows),
+        }
         with connection.cursor() as cursor:
-            cursor.execute(_EVENT_INSERT, params | dict(columns))
+            cursor.execute(_EVENT_INSERT, params)
             return cursor.rowcount
 
 

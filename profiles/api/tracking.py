@@ -66,6 +66,14 @@ class TrackingView(APIView):
         else:
             items, batch_context = [body], {}
         batch_context = {**_client_context(request), **batch_context}
+        if self.kind is None and isinstance(body.get("sentAt"), str):
+            # Segment's libraries stamp sentAt on the batch: it applies to items without one.
+            items = [
+                {**item, "sentAt": body["sentAt"]}
+                if isinstance(item, dict) and "sentAt" not in item
+                else item
+                for item in items
+            ]
         messages, rejected = parse_segment_batch(
             items, kind=self.kind, batch_context=batch_context, received_at=received_at
         )

@@ -361,3 +361,21 @@ def test_json_that_is_not_an_object_is_a_400(tracking):
     response = tracking.post("batch", [1, 2, 3])
     assert response.status_code == 400
     assert json.loads(response.content)["detail"] == "the body must be a JSON object"
+
+
+def test_a_batch_level_sent_at_corrects_every_item(tracking, workspace):
+    tracking.post(
+        "batch",
+        {
+            "batch": [
+                {"type": "track", "userId": "u1", "event": "A", "messageId": "s1",
+                 "timestamp": "2026-01-01T10:00:00Z"},
+            ],
+            "sentAt": "2026-01-01T10:00:05Z",
+        },
+    )  # fmt: skip
+    with workspace_scope(workspace.id):
+        event = Event.objects.get()
+    assert event.occurred_at == datetime(2026, 1, 1, 10, tzinfo=UTC) + (
+        event.received_at - datetime(2026, 1, 1, 10, 0, 5, tzinfo=UTC)
+    )
