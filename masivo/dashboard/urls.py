@@ -8,6 +8,7 @@ from masivo.dashboard.views import (
     customers,
     home,
     imports,
+    list_uploads,
     members,
     sections,
     workspace_settings,
@@ -66,6 +67,31 @@ workspace_pages = [
         "audiences/<int:audience_id>/members/",
         audiences.audience_members_change,
         name="audience_members_change",
+    ),
+    path(
+        "audiences/<int:audience_id>/uploads/",
+        list_uploads.list_upload_new,
+        name="list_upload_new",
+    ),
+    path(
+        "audiences/<int:audience_id>/uploads/recent/",
+        list_uploads.list_uploads_recent,
+        name="list_uploads_recent",
+    ),
+    path(
+        "audiences/<int:audience_id>/uploads/<int:upload_id>/",
+        list_uploads.list_upload_detail,
+        name="list_upload_detail",
+    ),
+    path(
+        "audiences/<int:audience_id>/uploads/<int:upload_id>/progress/",
+        list_uploads.list_upload_progress,
+        name="list_upload_progress",
+    ),
+    path(
+        "audiences/<int:audience_id>/uploads/<int:upload_id>/problems.csv",
+        list_uploads.list_upload_problems,
+        name="list_upload_problems",
     ),
     path("audiences/<int:audience_id>/why/", audience_explain.audience_why, name="audience_why"),
     path(
