@@ -207,3 +207,22 @@ def test_matching_by_email_an_external_id_owned_by_another_fails_that_row_only(a
     assert b"".join(report.streaming_content).decode().splitlines()[1] == (
         "1,external_id,taken belongs to another customer"
     )
+
+
+def test_a_constraint_error_stops_the_import_with_its_reason(api, workspace, monkeypatch):
+    from django.db import IntegrityError
+
+    from profiles import imports
+
+    def conflict(*args, **kwargs):
+        raise IntegrityError("duplicate key value violates unique constraint")
+
+    job = upload(api, "external_id\nu1\n").json()
+    monkeypatch.setattr(imports, "_write_customers", conflict)
+    run(workspace, job["id"])
+    status = api.get(f"/api/v1/customer-imports/{job['id']}").json()
+    assert status["status"] == "failed"
+    assert status["error"] == (
+        "stopped after row 1: a row conflicts with another customer "
+        "(duplicate key value violates unique constraint)"
+    )
