@@ -9,16 +9,19 @@ advisory lock as recalculation (taken in id order, so two batches cannot deadloc
 
 from __future__ import annotations
 
+import dataclasses
+from collections import defaultdict
 from datetime import datetime
 
+from django.db import connection
 from django.db.models import F, Q
 from django.utils import timezone
 
-from audiences.facts import facts_for_customers
+from audiences.facts import event_windows, facts_for_customers
 from audiences.models import Audience, Membership, MembershipChange
 from audiences.rules.ast import parse_rules
-from audiences.rules.evaluator import Evaluator
-from audiences.services import membership_lock
+from audiences.rules.evaluator import Evaluator, Facts
+from audiences.services import MEMBERSHIP_LOCK_NAMESPACE
 from masivo.tenancy.models import Workspace
 
 PROFILE_EVENT_NAMES = {"Identify"}  # events whose arrival means profile fields changed
@@ -58,24 +61,54 @@ def realtime_evaluate(
         workspace=workspace,
         rules=_Needs(names, referenced),
         customer_ids=customer_ids,
+        event_since=event_windows(parsed.values(), now),
     )
     known = {cid: fact for cid, fact in facts.items() if not fact.profile["is_anonymous"]}
+    if not known:  # anonymous activity: nothing to read or write
+        return {audience.id: (0, 0) for audience in audiences}
+    _lock_memberships([audience.id for audience in audiences])
+    # Every membership of these customers in one read, filtered here: by customer only, so
+    # the plan is always the customer index (a customer is in a few dozen audiences at most),
+    # whatever the statistics say about an audience (`audience_id = X` alone was planned as a
+    # walk of all X's members: 255 ms for a 300,000-member audience).
+    current = defaultdict(set)
+    for audience_id, customer_id in Membership.objects.filter(
+        customer_id__in=list(known)
+    ).values_list("audience_id", "customer_id"):
+        current[audience_id].add(customer_id)
     results = {}
-    for audience in audiences:  # in id order: concurrent batches lock in the same order
-        membership_lock(audience.id)
-        current = set(
-            Membership.objects.filter(
-                audience_id=audience.id, customer_id__in=list(known)
-            ).values_list("customer_id", flat=True)
-        )
-        evaluator = Evaluator(parsed[audience.id], now=now)
-        matching = {cid for cid, fact in known.items() if evaluator.matches(fact)}
-        entering = sorted(matching - current)
-        leaving = sorted(current - matching)
+    for audience in audiences:
+        rules = parsed[audience.id]
+        evaluator = Evaluator(rules, now=now)
+        matching = {
+            cid
+            for cid, fact in known.items()
+            if evaluator.matches(_with_events_named(fact, rules.event_names, names))
+        }
+        entering = sorted(matching - current[audience.id])
+        leaving = sorted(current[audience.id] - matching)
         if entering or leaving:
             _apply(audience, entering, leaving, now)
         results[audience.id] = (len(entering), len(leaving))
     return results
+
+
+def _lock_memberships(audience_ids: list[int]) -> None:
+    """`services.membership_lock` for several audiences in one round trip, in the given (id)
+    order, so that concurrent batches lock in the same order and cannot deadlock."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, a) FROM unnest(%s::int[]) AS a",
+            [MEMBERSHIP_LOCK_NAMESPACE, audience_ids],
+        )
+
+
+def _with_events_named(fact: Facts, wanted: set[str], loaded: set[str]) -> Facts:
+    """The customer's facts with only the events this audience's conditions name (the
+    evaluator walks every loaded event for every event condition)."""
+    if wanted >= loaded:
+        return fact
+    return dataclasses.replace(fact, events=[e for e in fact.events if e[0] in wanted])
 
 
 class _Needs:

@@ -3,10 +3,18 @@
 Every user value is a bound parameter; identifiers come only from the field catalog. Each leaf
 is wrapped in COALESCE(..., false) so that NULLs never leak into NOT/OR logic: the SQL is
 two-valued like the evaluator (evaluator.py holds the reference semantics).
+
+Event and audience conditions are LEFT JOINs of one row per customer (the grouped events, the
+membership row), and the leaf tests the joined id with IS [NOT] NULL, which is never NULL. In the
+top-level AND, Postgres turns such a join into an inner join (and can then start from a small
+event set instead of reading every customer) or an anti join; anywhere else it stays a hash
+join, linear in both sides. (`c.id IN (subquery)` inside COALESCE was a SubPlan: hashed only
+while the planner believed it fits in work_mem, and otherwise re-scanned for every customer.)
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 
 from audiences.rules.ast import (
@@ -34,12 +42,35 @@ def _fold(text: str) -> str:
     return text.translate(str.maketrans(_UPPER, _LOWER))
 
 
+def _only_a_string_renders_as(text: str) -> bool:
+    """True when no JSON value but the string `text` has `text` as its `#>>` rendering.
+
+    Postgres renders numbers, booleans, objects and arrays as JSON text, which parses back to
+    a non-string; anything that does not parse can only have come from a string.
+    """
+    try:
+        decoded = json.loads(text)
+    except json.JSONDecodeError:
+        return True
+    except (ValueError, RecursionError):  # e.g. Python's limit on integer digits: be careful
+        return False
+    return isinstance(decoded, str)
+
+
+class JsonValue(str):
+    """A JSON value expression (`NULLIF(doc #> path, 'null')`) that also knows its `#>>` text
+    form, the cheap way to test it against strings that nothing else renders as."""
+
+    text: str
+
+
 class Compiler:
     def __init__(self, *, workspace_id: int, now: datetime, consent_opt_out: bool):
         self.workspace_id = workspace_id
         self.now = now
         self.consent_opt_out = consent_opt_out
         self.params: dict = {}
+        self.joins: list[str] = []
 
     def p(self, value) -> str:
         """A named placeholder: expressions that embed it may be repeated safely."""
@@ -51,14 +82,20 @@ class Compiler:
 
     def members_sql(self, rules: Rules) -> tuple[str, dict]:
         """SELECT of the matching customers' ids (known customers only)."""
-        self.params = {}
+        self.params, self.joins = {}, []
         workspace = self.p(self.workspace_id)
         condition = self.node(rules.root)
         sql = (
-            "SELECT c.id FROM profiles_customer c "
+            f"SELECT c.id FROM profiles_customer c{''.join(self.joins)} "
             f"WHERE c.workspace_id = {workspace} AND NOT c.is_anonymous AND {condition}"
         )
         return sql, self.params
+
+    def join(self, source: str) -> str:
+        """LEFT JOIN a derived table with at most one row per customer; returns its alias."""
+        alias = f"j{len(self.joins)}"
+        self.joins.append(f" LEFT JOIN {source} {alias} ON {alias}.customer_id = c.id")
+        return alias
 
     def node(self, node) -> str:
         if isinstance(node, Group):
@@ -74,19 +111,26 @@ class Compiler:
             ConsentCondition: self.consent,
             DeviceCondition: self.device,
         }[type(node)]
+        if isinstance(node, EventCondition | AudienceCondition):
+            return handler(node)  # IS [NOT] NULL on a joined id: never NULL
         return f"COALESCE({handler(node)}, false)"
 
     # -- values and comparisons ------------------------------------------------------------
 
     def json_value(self, document: str, path: tuple[str, ...]) -> str:
-        return f"NULLIF({document} #> {self.p(list(path))}::text[], 'null'::jsonb)"
+        placeholder = self.p(list(path))
+        value = JsonValue(f"NULLIF({document} #> {placeholder}::text[], 'null'::jsonb)")
+        value.text = f"({document} #>> {placeholder}::text[])"
+        return value
 
     @staticmethod
     def json_number(value: str) -> str:
+        # jsonb -> numeric is a copy of the stored number (no text round trip); the CASE arms
+        # run in order, so the cast only sees numbers.
         return (
-            f"(CASE WHEN jsonb_typeof({value}) = 'number' "
-            f"AND abs(({value} #>> '{{}}')::numeric) < {MAX_ABS_NUMBER} "
-            f"THEN ({value} #>> '{{}}')::float8 END)"
+            f"(CASE WHEN jsonb_typeof({value}) <> 'number' THEN NULL "
+            f"WHEN abs(({value})::numeric) < {MAX_ABS_NUMBER} "
+            f"THEN ({value})::numeric::float8 END)"
         )
 
     @staticmethod
@@ -150,7 +194,10 @@ class Compiler:
             float(v) for v in expected if isinstance(v, int | float) and not isinstance(v, bool)
         ]
         parts = []
-        if strings:
+        plain = isinstance(value, JsonValue) and all(map(_only_a_string_renders_as, strings))
+        if strings and plain:
+            parts.append(f"({value.text} = ANY({self.p(strings)}::text[]))")
+        elif strings:
             parts.append(f"({self.json_text(value)} = ANY({self.p(strings)}::text[]))")
         if numbers:
             parts.append(f"({self.json_number(value)} = ANY({self.p(numbers)}::float8[]))")
@@ -236,12 +283,14 @@ class Compiler:
             if bound is not None:
                 symbol = "<" if bound.op == "before" else ">"
                 tests.append(f"({name}(e.occurred_at) {symbol} {self.p(bound.value)})")
-        having = f"COALESCE({' AND '.join(tests)}, false)"
+        # Never NULL (counts, and aggregates tested only when NOT NULL), so no COALESCE: the
+        # planner estimates bare comparisons better (and then may start from the few matches).
+        having = f"({' AND '.join(tests)})"
         where = " AND ".join(filters)
         source = f"SELECT e.customer_id FROM profiles_event e WHERE {where} GROUP BY e.customer_id"
-        if node.matches_without_events:
-            return f"(c.id NOT IN ({source} HAVING NOT {having}))"
-        return f"(c.id IN ({source} HAVING {having}))"
+        if node.matches_without_events:  # true unless the customer's events fail the tests
+            return f"({self.join(f'({source} HAVING NOT {having})')}.customer_id IS NULL)"
+        return f"({self.join(f'({source} HAVING {having})')}.customer_id IS NOT NULL)"
 
     def count_test(self, count: str, test: Comparison) -> str:
         if test.op == "between":
@@ -251,11 +300,11 @@ class Compiler:
 
     def audience(self, node: AudienceCondition) -> str:
         workspace, audience = self.p(self.workspace_id), self.p(node.audience_id)
-        members = (
-            "SELECT m.customer_id FROM audiences_membership m "
-            f"WHERE m.workspace_id = {workspace} AND m.audience_id = {audience}"
+        members = (  # one row per customer at most (membership_unique)
+            "(SELECT m.customer_id FROM audiences_membership m "
+            f"WHERE m.workspace_id = {workspace} AND m.audience_id = {audience})"
         )
-        return f"(c.id {'IN' if node.is_member else 'NOT IN'} ({members}))"
+        return f"({self.join(members)}.customer_id IS {'NOT ' if node.is_member else ''}NULL)"
 
     def consent(self, node: ConsentCondition) -> str:
         status = f"(c.consent -> {self.p(node.purpose)} ->> 'status')"
