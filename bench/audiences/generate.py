@@ -295,7 +295,7 @@ SELECT %(workspace)s, 'track', name, {PROPERTIES}, at, at, %(prefix)s || row_num
           FROM (SELECT id, external_id FROM profiles_customer
                  WHERE workspace_id = %(workspace)s AND NOT is_anonymous
                  ORDER BY random() LIMIT %(count)s) c
-         CROSS JOIN LATERAL generate_series(1, 1 + floor(random() * 3)::int)) x
+         CROSS JOIN LATERAL generate_series(1, 1 + floor(random() * 3 + c.id * 0)::int)) x
 """
 
 

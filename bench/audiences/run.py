@@ -185,14 +185,16 @@ class Bench:
         else:
             say("- every goal met")
 
-    def analyze_like_autovacuum(self, after: str) -> None:
-        """Autovacuum would ANALYZE a table soon after a bulk change; where the server has it off
-        (as this machine's does), do it by hand at those moments, and say so."""
+    def vacuum_like_autovacuum(self, after: str) -> None:
+        """Autovacuum would VACUUM (insert threshold) and ANALYZE a table soon after a bulk
+        insert; where the server has it off (as this machine's does), do it by hand at those
+        moments, and say so."""
         if self.admin.execute("SHOW autovacuum").fetchone()[0] == "on":
             return
         for table in ("audiences_membership", "audiences_membershipchange"):
-            self.admin.execute(f"ANALYZE {table}")
-        say(f"  (autovacuum is off on this server: ANALYZE of the membership tables {after})")
+            self.admin.execute(f"VACUUM ANALYZE {table}")
+        say(f"  (autovacuum is off on this server: VACUUM ANALYZE of the membership tables "
+            f"{after})")  # fmt: skip
 
     def scope(self, workspace_id: int):
         from masivo.tenancy.context import workspace_scope
@@ -300,7 +302,7 @@ class Bench:
             "DELETE FROM audiences_membershipchange WHERE audience_id = ANY(%s)",
             [list(audience_ids)],
         )
-        self.admin.execute("VACUUM audiences_membership, audiences_membershipchange")
+        self.admin.execute("VACUUM ANALYZE audiences_membership, audiences_membershipchange")
 
     def run_app(self, key: str, now) -> tuple[float, tuple[int, int, int]]:
         from audiences.models import Audience
@@ -340,6 +342,10 @@ class Bench:
     def measure(self, rule, timing: Timing, first: str) -> None:
         from django.utils import timezone
 
+        # Fresh statistics for both sides (untimed): the audiences this rule reads were just
+        # recalculated, and a planner that believes they are empty picks nested loops that make
+        # either side's run take minutes: a coin toss, not a comparison (see BENCHMARKS.md).
+        self.admin.execute("ANALYZE audiences_membership")
         now = timezone.now()
         order = ["app", "sql"] if first == "app" else ["sql", "app"]
         results = {}
@@ -375,7 +381,7 @@ class Bench:
                 self.measure(rule, timing, "app" if number % 2 == 0 else "sql")
             say(f"  {rule.key}: {timing.size:,} members, app {statistics.median(timing.app):.2f} s,"
                 f" SQL {statistics.median(timing.sql):.2f} s")  # fmt: skip
-        self.analyze_like_autovacuum("after the first recalculations")
+        self.vacuum_like_autovacuum("after the first recalculations")
 
     def recalculation_after_churn(self) -> None:
         say("Recalculation after ~1% churn (each round: churn, then every rule in order)…")
@@ -559,7 +565,7 @@ class Bench:
                 start = time.perf_counter()
                 run = audience_recalculate(audience=audience, reason="bench")
                 recalc_rows.append((name, run.size, time.perf_counter() - start))
-        self.analyze_like_autovacuum("after the real-time audiences' first recalculations")
+        self.vacuum_like_autovacuum("after the real-time audiences' first recalculations")
         say("\nThe 20 real-time audiences, first recalculated in full through the app:\n")
         say("| audience | members | recalculation |")
         say("| --- | --- | --- |")
@@ -759,6 +765,7 @@ class Bench:
                 )
                 params |= {"workspace": self.big, "audience": audience.id, "now": now}
                 with transaction.atomic(), connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL jit = off")  # as recalculation_run does
                     cursor.execute(
                         "EXPLAIN (ANALYZE, BUFFERS) " + _APPLY_SQL.format(members=members), params
                     )
