@@ -24,7 +24,8 @@ from profiles.services.settings import profile_settings_get
 # full join only as a hash or merge join, so its cost stays linear even when the planner's idea
 # of the membership's size is far off (right after a large first run, before ANALYZE). The
 # leaving rows are then deleted by primary key. (An anti join of the membership against the
-# target CTE, which has no index, became a nested loop: hours for 300,000 members.)
+# target CTE, which has no index, became a nested loop: still running after 15 minutes for
+# 300,000 members when it was stopped.)
 _APPLY_SQL = """
 WITH target AS MATERIALIZED ({members}),
 diff AS MATERIALIZED (
