@@ -9,15 +9,8 @@ import csv
 from django.db import transaction
 from django.utils import timezone
 
-from audiences.models import (
-    Audience,
-    ListUpload,
-    ListUploadChunk,
-    ListUploadProblem,
-    Membership,
-    MembershipChange,
-)
-from audiences.services import membership_lock
+from audiences.membership import cause_upload, membership_apply
+from audiences.models import Audience, ListUpload, ListUploadChunk, ListUploadProblem
 from masivo.tenancy.errors import Conflict, InvalidInput
 from profiles import normalize
 from profiles.files import CHUNK_BYTES, ChunkStream, csv_lines, store_chunks, text_reader
@@ -130,26 +123,16 @@ def _apply(
         if value not in found:
             problems.append((cleaned[value], value, f"no customer with this {identifier}"))
     ids = sorted(set(found.values()))
-    membership_lock(list_upload.audience_id)
-    already = set(
-        Membership.objects.filter(
-            audience_id=list_upload.audience_id, customer_id__in=ids
-        ).values_list("customer_id", flat=True)
+    entered, _ = membership_apply(
+        workspace_id=list_upload.workspace_id,
+        audience_id=list_upload.audience_id,
+        entering=ids,
+        leaving=[],
+        cause=cause_upload(list_upload.id, list_upload.created_by),
+        now=now,
     )
-    entering = [cid for cid in ids if cid not in already]
-    Membership.objects.bulk_create(
-        Membership(workspace_id=list_upload.workspace_id, audience_id=list_upload.audience_id,
-                   customer_id=cid, since=now, source=Membership.Source.LIST)
-        for cid in entering
-    )  # fmt: skip
-    MembershipChange.objects.bulk_create(
-        MembershipChange(workspace_id=list_upload.workspace_id, audience_id=list_upload.audience_id,
-                         customer_id=cid, kind=MembershipChange.Kind.ENTER, source="list",
-                         changed_at=now)
-        for cid in entering
-    )  # fmt: skip
-    list_upload.rows_added += len(entering)
-    list_upload.rows_already += len(ids) - len(entering)
+    list_upload.rows_added += entered
+    list_upload.rows_already += len(ids) - entered
     return problems
 
 
@@ -184,9 +167,6 @@ def list_upload_run(*, list_upload: ListUpload) -> None:
             )  # fmt: skip
             current.bytes_done = min(stream.bytes_read, current.size_bytes)
             current.save()
-            Audience.objects.filter(id=current.audience_id).update(
-                size=Membership.objects.filter(audience_id=current.audience_id).count()
-            )
         batch.clear()
 
     try:

@@ -55,6 +55,7 @@ class Membership(TenantModel):
         REALTIME = "realtime", "Real time"
         LIST = "list", "Uploaded list"
         API = "api", "API"
+        MERGE = "merge", "Kept from a merged customer"
 
     audience = models.ForeignKey(Audience, on_delete=models.CASCADE, related_name="+")
     customer = models.ForeignKey("profiles.Customer", on_delete=models.CASCADE, related_name="+")
@@ -72,17 +73,45 @@ class Membership(TenantModel):
 
 
 class MembershipChange(TenantModel):
-    """Every enter and exit, written in the same transaction as the membership change: the feed
-    that journeys, push topics and incremental destination syncs read (by increasing id)."""
+    """Every enter and exit, written by `audiences.membership` in the same transaction as the
+    membership change: the feed that journeys, push topics and incremental destination syncs
+    read. Rows keep the customer's id, never personal data, and outlive the customer.
+
+    The table also has a column `xid` (xid8, the writing transaction's id, set by its default
+    and unknown to the ORM): feed readers order by (xid, id) and stop below the oldest
+    transaction still running, so a row that commits late is never skipped (`masivo.feeds`).
+    """
 
     class Kind(models.TextChoices):
         ENTER = "enter", "Entered"
         EXIT = "exit", "Exited"
 
+    class Source(models.TextChoices):
+        RECALCULATION = "recalculation", "Recalculation"
+        REALTIME = "realtime", "Real time"
+        LIST = "list", "List members added or removed"
+        UPLOAD = "upload", "List upload"
+        REMOVAL = "removal", "Customer removed"
+        MERGE = "merge", "Customers merged"
+
+    class Reason(models.TextChoices):
+        MATCHES = "matches", "Matches the rules"
+        NO_LONGER_MATCHES = "no_longer_matches", "No longer matches the rules"
+        ADDED = "added", "Added to the list"
+        REMOVED = "removed", "Removed from the list"
+        DELETED = "deleted", "Customer deleted"
+        ERASED = "erased", "Customer erased"
+        MERGED = "merged", "Merged into another customer"
+
     audience = models.ForeignKey(Audience, on_delete=models.CASCADE, related_name="+")
     customer_id = models.BigIntegerField()
     kind = models.CharField(max_length=5, choices=Kind.choices)
-    source = models.CharField(max_length=100)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    # Who asked, for list changes made by a person or an API key ("dashboard:…", "api:…").
+    actor = models.CharField(max_length=100, blank=True)
+    recalculation_id = models.BigIntegerField(null=True, blank=True)
+    upload_id = models.BigIntegerField(null=True, blank=True)
     changed_at = models.DateTimeField(default=now)
 
     class Meta:

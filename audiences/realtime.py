@@ -3,25 +3,25 @@ change, for the identified customers they touched.
 
 Which audiences: real-time rules audiences whose rules mention one of the event names that
 arrived, or, when profile data changed (identify), any profile field. Each customer is judged by
-the evaluator and the differences are applied with the change log, under the same per-audience
-advisory lock as recalculation (taken in id order, so two batches cannot deadlock).
+the evaluator and the differences are applied by `audiences.membership`, under the same
+per-audience advisory lock as recalculation (taken in id order, so two batches cannot
+deadlock).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections import defaultdict
 from datetime import datetime
 
-from django.db import connection
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from audiences.facts import event_windows, facts_for_customers
-from audiences.models import Audience, Membership, MembershipChange
+from audiences.membership import CAUSE_REALTIME, Cause, membership_apply, memberships_lock
+from audiences.models import Audience
+from audiences.recalculation import in_dependency_order
 from audiences.rules.ast import parse_rules
 from audiences.rules.evaluator import Evaluator, Facts
-from audiences.services import MEMBERSHIP_LOCK_NAMESPACE
 from masivo.tenancy.models import Workspace
 
 PROFILE_EVENT_NAMES = {"Identify"}  # events whose arrival means profile fields changed
@@ -52,55 +52,70 @@ def realtime_evaluate(
     audiences = audiences_touched_by(
         event_names=event_names - PROFILE_EVENT_NAMES, profile_changed=profile_changed
     )
+    return audiences_reevaluate(
+        workspace=workspace,
+        audiences=audiences,
+        customer_ids=customer_ids,
+        cause=CAUSE_REALTIME,
+        now=now,
+    )
+
+
+def audiences_reevaluate(
+    *,
+    workspace: Workspace,
+    audiences: list[Audience],
+    customer_ids: list[int],
+    cause: Cause,
+    now: datetime,
+) -> dict[int, tuple[int, int]]:
+    """Judge these customers against these rules audiences with the evaluator and apply the
+    differences; returns audience id → (entered, exited).
+
+    Audiences are judged referenced-first, and each judgement updates the facts the next ones
+    read, so an audience that references another sees the other's membership after this
+    change. Anonymous customers are never members."""
     if not audiences or not customer_ids:
         return {}
+    audiences = in_dependency_order(audiences)
     parsed = {audience.id: parse_rules(audience.rules) for audience in audiences}
     names = set().union(*(rules.event_names for rules in parsed.values()))
     referenced = set().union(*(rules.audience_ids for rules in parsed.values()))
+    # Locked before the memberships are read, so no other writer moves them in between.
+    memberships_lock([audience.id for audience in audiences])
     facts = facts_for_customers(
         workspace=workspace,
-        rules=_Needs(names, referenced),
+        rules=_Needs(names, referenced | set(parsed)),
         customer_ids=customer_ids,
         event_since=event_windows(parsed.values(), now),
     )
     known = {cid: fact for cid, fact in facts.items() if not fact.profile["is_anonymous"]}
     if not known:  # anonymous activity: nothing to read or write
         return {audience.id: (0, 0) for audience in audiences}
-    _lock_memberships([audience.id for audience in audiences])
-    # Every membership of these customers in one read, filtered here: by customer only, so
-    # the plan is always the customer index (a customer is in a few dozen audiences at most),
-    # whatever the statistics say about an audience (`audience_id = X` alone was planned as a
-    # walk of all X's members: 255 ms for a 300,000-member audience).
-    current = defaultdict(set)
-    for audience_id, customer_id in Membership.objects.filter(
-        customer_id__in=list(known)
-    ).values_list("audience_id", "customer_id"):
-        current[audience_id].add(customer_id)
     results = {}
     for audience in audiences:
         rules = parsed[audience.id]
         evaluator = Evaluator(rules, now=now)
+        current = {cid for cid, fact in known.items() if audience.id in fact.memberships}
         matching = {
             cid
             for cid, fact in known.items()
             if evaluator.matches(_with_events_named(fact, rules.event_names, names))
         }
-        entering = sorted(matching - current[audience.id])
-        leaving = sorted(current[audience.id] - matching)
-        if entering or leaving:
-            _apply(audience, entering, leaving, now)
-        results[audience.id] = (len(entering), len(leaving))
-    return results
-
-
-def _lock_memberships(audience_ids: list[int]) -> None:
-    """`services.membership_lock` for several audiences in one round trip, in the given (id)
-    order, so that concurrent batches lock in the same order and cannot deadlock."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(%s, a) FROM unnest(%s::int[]) AS a",
-            [MEMBERSHIP_LOCK_NAMESPACE, audience_ids],
+        entering, leaving = matching - current, current - matching
+        results[audience.id] = membership_apply(
+            workspace_id=workspace.id,
+            audience_id=audience.id,
+            entering=entering,
+            leaving=leaving,
+            cause=cause,
+            now=now,
         )
+        for cid in entering:
+            known[cid].memberships.add(audience.id)
+        for cid in leaving:
+            known[cid].memberships.discard(audience.id)
+    return results
 
 
 def _with_events_named(fact: Facts, wanted: set[str], loaded: set[str]) -> Facts:
@@ -117,24 +132,3 @@ class _Needs:
     def __init__(self, event_names: set[str], audience_ids: set[int]):
         self.event_names = event_names
         self.audience_ids = audience_ids
-
-
-def _apply(audience: Audience, entering: list[int], leaving: list[int], now: datetime) -> None:
-    Membership.objects.bulk_create(
-        [
-            Membership(workspace_id=audience.workspace_id, audience=audience, customer_id=c,
-                       since=now, source=Membership.Source.REALTIME)
-            for c in entering
-        ],
-        ignore_conflicts=True,
-    )  # fmt: skip
-    Membership.objects.filter(audience=audience, customer_id__in=leaving).delete()
-    MembershipChange.objects.bulk_create(
-        [MembershipChange(workspace_id=audience.workspace_id, audience=audience, customer_id=c,
-                          kind=MembershipChange.Kind.ENTER, source="realtime", changed_at=now)
-         for c in entering]
-        + [MembershipChange(workspace_id=audience.workspace_id, audience=audience, customer_id=c,
-                            kind=MembershipChange.Kind.EXIT, source="realtime", changed_at=now)
-           for c in leaving]
-    )  # fmt: skip
-    Audience.objects.filter(id=audience.id).update(size=F("size") + len(entering) - len(leaving))

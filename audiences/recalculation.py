@@ -1,7 +1,8 @@
 """Recalculation: the compiled member set, diffed with the current one inside Postgres.
 
-One statement computes the target set once, deletes the members who left, inserts those who
-entered, and writes both to the change log; member ids never travel to Python. An advisory lock
+One statement (`membership.membership_replace`) computes the target set once, deletes the
+members who left, inserts those who entered, and writes both to the change log; member ids
+never travel to Python. An advisory lock
 keeps one recalculation per audience at a time, and a run for an older version is a no-op.
 """
 
@@ -13,49 +14,13 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
+from audiences.membership import cause_recalculation, membership_replace, memberships_lock
 from audiences.models import Audience, Membership, Recalculation
 from audiences.rules.ast import parse_rules
 from audiences.rules.compiler import Compiler
-from audiences.services import membership_lock, next_run
+from audiences.services import next_run
 from profiles.models import ProfileSettings
 from profiles.services.settings import profile_settings_get
-
-# The difference is one FULL JOIN of the target with the current members: Postgres can run a
-# full join only as a hash or merge join, so its cost stays linear even when the planner's idea
-# of the membership's size is far off (right after a large first run, before ANALYZE). The
-# leaving rows are then deleted by primary key. (An anti join of the membership against the
-# target CTE, which has no index, became a nested loop: still running after 15 minutes for
-# 300,000 members when it was stopped.)
-_APPLY_SQL = """
-WITH target AS MATERIALIZED ({members}),
-diff AS MATERIALIZED (
-    SELECT t.id AS entering, m.id AS membership_id, m.customer_id AS leaving
-      FROM target t
-      FULL JOIN (SELECT id, customer_id FROM audiences_membership
-                  WHERE workspace_id = %(workspace)s AND audience_id = %(audience)s) m
-        ON m.customer_id = t.id
-     WHERE t.id IS NULL OR m.id IS NULL
-),
-exited AS (
-    DELETE FROM audiences_membership m
-     WHERE m.id IN (SELECT membership_id FROM diff WHERE membership_id IS NOT NULL)
-    RETURNING m.customer_id
-),
-entered AS (
-    INSERT INTO audiences_membership (workspace_id, audience_id, customer_id, since, source)
-    SELECT %(workspace)s, %(audience)s, entering, %(now)s, 'recalculation'
-      FROM diff WHERE entering IS NOT NULL
-    RETURNING customer_id
-),
-logged AS (
-    INSERT INTO audiences_membershipchange
-        (workspace_id, audience_id, customer_id, kind, source, changed_at)
-    SELECT %(workspace)s, %(audience)s, customer_id, 'exit', 'recalculation', %(now)s FROM exited
-    UNION ALL
-    SELECT %(workspace)s, %(audience)s, customer_id, 'enter', 'recalculation', %(now)s FROM entered
-)
-SELECT (SELECT count(*) FROM target), (SELECT count(*) FROM entered), (SELECT count(*) FROM exited)
-"""
 
 
 def compiler_for(audience_or_workspace, *, now: datetime) -> Compiler:
@@ -102,7 +67,7 @@ def recalculation_run(
         run.save(update_fields=["status", "started_at"])
     started = time.monotonic()
     with transaction.atomic():
-        membership_lock(run.audience_id)
+        memberships_lock([run.audience_id])
         run = Recalculation.objects.select_for_update().get(id=run.id)
         if run.status != Recalculation.Status.RUNNING:
             return run  # another worker finished it while this one waited for the lock
@@ -110,27 +75,33 @@ def recalculation_run(
         if _skip_if_stale(run, audience):
             return run
         members, params = compiler_for(audience, now=now).members_sql(parse_rules(audience.rules))
-        params |= {"workspace": audience.workspace_id, "audience": audience.id, "now": now}
         with connection.cursor() as cursor:
             # The statement is new every run and its estimated cost is high, so JIT would
             # inline and optimize it: 0.3-1 s of compilation on 1-2 s statements at a million
             # customers (bench/audiences). Off for this transaction only.
             cursor.execute("SET LOCAL jit = off")
-            cursor.execute(_APPLY_SQL.format(members=members), params)
-            size, entered, exited = cursor.fetchone()
+        entered, exited = membership_replace(
+            workspace_id=audience.workspace_id,
+            audience_id=audience.id,
+            members_sql=members,
+            members_params=params,
+            cause=cause_recalculation(run.id),
+            now=now,
+        )
+        audience.refresh_from_db(fields=["size"])
+        size = audience.size
         finished = timezone.now()
         duration_ms = int((time.monotonic() - started) * 1000)
         run.status, run.finished_at = Recalculation.Status.SUCCEEDED, finished
         run.size, run.entered, run.exited = size, entered, exited
         run.save()
-        audience.size = size
         audience.last_run_at = finished
         audience.last_run_entered, audience.last_run_exited = entered, exited
         audience.last_run_duration_ms = duration_ms
         audience.next_run_at = next_run(audience.schedule, finished)
         audience.save(
             update_fields=[
-                "size", "last_run_at", "last_run_entered", "last_run_exited",
+                "last_run_at", "last_run_entered", "last_run_exited",
                 "last_run_duration_ms", "next_run_at",
             ]
         )  # fmt: skip

@@ -7,13 +7,13 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from audiences.models import Audience, Membership, MembershipChange
+from audiences.membership import cause_list, membership_apply
+from audiences.models import Audience
 from audiences.rules.ast import InvalidRules, Rules, parse_rules
 from masivo.tenancy.errors import Conflict, InvalidInput
 from masivo.tenancy.models import Workspace
 
 GRAPH_LOCK_NAMESPACE = 7302  # pg_advisory_xact_lock(namespace, workspace id)
-MEMBERSHIP_LOCK_NAMESPACE = 7301  # per audience: recalculation, real time and list changes
 SCHEDULE_STEP = {
     Audience.Schedule.HOURLY: timedelta(hours=1),
     Audience.Schedule.DAILY: timedelta(days=1),
@@ -72,14 +72,6 @@ def _apply_rules(audience: Audience, rules: Rules) -> None:
     audience.profile_fields = sorted(rules.profile_fields)
     audience.depends_on = sorted(rules.audience_ids)
     audience.is_time_based = rules.is_time_based
-
-
-def membership_lock(audience_id: int) -> None:
-    """Hold the audience's membership for this transaction: one writer at a time."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(%s, %s)", [MEMBERSHIP_LOCK_NAMESPACE, audience_id]
-        )
 
 
 def _lock_graph(workspace_id: int) -> None:
@@ -169,39 +161,25 @@ def audience_delete(*, audience: Audience) -> None:
 
 @transaction.atomic
 def list_members_change(
-    *, audience: Audience, add: list[int], remove: list[int], source: str = "api"
+    *, audience: Audience, add: list[int], remove: list[int], actor: str = "api"
 ) -> tuple[int, int]:
     """Add/remove customers of an uploaded list; logged as enters/exits. Returns the counts."""
     from profiles.models import Customer
 
     if audience.kind != Audience.Kind.LIST:
         raise Conflict("only uploaded lists take members by hand; rules decide the others")
-    now = timezone.now()
     known = set(Customer.objects.filter(id__in=add).values_list("id", flat=True))
     unknown = sorted(set(add) - known)
     if unknown:
         raise InvalidInput(f"no customer {unknown[0]} in this workspace", field="add")
-    membership_lock(audience.id)
-    existing = set(
-        Membership.objects.filter(audience=audience, customer_id__in=add + remove).values_list(
-            "customer_id", flat=True
-        )
+    both = sorted(set(add) & set(remove))
+    if both:
+        raise InvalidInput(f"customer {both[0]} is both added and removed", field="remove")
+    return membership_apply(
+        workspace_id=audience.workspace_id,
+        audience_id=audience.id,
+        entering=known,
+        leaving=remove,
+        cause=cause_list(actor),
+        now=timezone.now(),
     )
-    entering = sorted(known - existing)
-    leaving = sorted(set(remove) & existing)
-    Membership.objects.bulk_create(
-        Membership(workspace=audience.workspace, audience=audience, customer_id=c, since=now,
-                   source=Membership.Source.LIST)
-        for c in entering
-    )  # fmt: skip
-    Membership.objects.filter(audience=audience, customer_id__in=leaving).delete()
-    MembershipChange.objects.bulk_create(
-        [MembershipChange(workspace=audience.workspace, audience=audience, customer_id=c,
-                          kind="enter", source=source, changed_at=now) for c in entering]
-        + [MembershipChange(workspace=audience.workspace, audience=audience, customer_id=c,
-                            kind="exit", source=source, changed_at=now) for c in leaving]
-    )  # fmt: skip
-    Audience.objects.filter(id=audience.id).update(
-        size=Membership.objects.filter(audience=audience).count()
-    )
-    return len(entering), len(leaving)

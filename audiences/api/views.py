@@ -122,7 +122,10 @@ class AudienceMembersView(AudienceScopedView):
         audience = self.get_object()
         data = _validated(s.MembersChangeIn, request.data)
         added, removed = services.list_members_change(
-            audience=audience, add=data.get("add", []), remove=data.get("remove", [])
+            audience=audience,
+            add=data.get("add", []),
+            remove=data.get("remove", []),
+            actor=self.actor.label,
         )
         return Response({"added": added, "removed": removed})
 

@@ -750,7 +750,8 @@ class Bench:
         from django.db import connection, transaction
         from django.utils import timezone
 
-        from audiences.recalculation import _APPLY_SQL, compiler_for
+        from audiences.membership import replace_statement
+        from audiences.recalculation import compiler_for
         from audiences.rules.ast import parse_rules
 
         for rule in RULES:
@@ -763,11 +764,11 @@ class Bench:
                 members, params = compiler_for(self.workspace, now=now).members_sql(
                     parse_rules(audience.rules)
                 )
-                params |= {"workspace": self.big, "audience": audience.id, "now": now}
+                params |= _cause_params(self.big, audience.id, now)
                 with transaction.atomic(), connection.cursor() as cursor:
                     cursor.execute("SET LOCAL jit = off")  # as recalculation_run does
                     cursor.execute(
-                        "EXPLAIN (ANALYZE, BUFFERS) " + _APPLY_SQL.format(members=members), params
+                        "EXPLAIN (ANALYZE, BUFFERS) " + replace_statement(members), params
                     )
                     app_plan = "\n".join(row[0] for row in cursor.fetchall())
                     transaction.set_rollback(True)
@@ -785,6 +786,15 @@ class Bench:
             say(f"\n### EXPLAIN of rule ({rule.key[1]}), no pending changes\n")
             say("App (app role, RLS):\n\n```\n" + app_plan + "\n```\n")
             say("Hand-written (superuser):\n\n```\n" + sql_plan + "\n```")
+
+
+def _cause_params(workspace_id: int, audience_id: int, now) -> dict:
+    from audiences.membership import cause_recalculation, statement_params
+
+    cause = cause_recalculation(0)
+    return statement_params(
+        workspace_id=workspace_id, audience_id=audience_id, cause=cause, now=now
+    )
 
 
 def _resolve_numbers(node, ids: dict[int, int]):

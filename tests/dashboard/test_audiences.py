@@ -639,7 +639,9 @@ def test_another_audiences_run_is_a_404(viewer_client, workspace):
 def list_changes(workspace) -> list[tuple]:
     with workspace_scope(workspace.id):
         return list(
-            MembershipChange.objects.order_by("id").values_list("kind", "customer_id", "source")
+            MembershipChange.objects.order_by("id").values_list(
+                "kind", "customer_id", "source", "reason"
+            )
         )
 
 

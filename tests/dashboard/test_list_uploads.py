@@ -72,7 +72,7 @@ def vip(workspace) -> Audience:
         for name in ("ana", "beto", "carla"):
             CustomerFactory(workspace=workspace, external_id=name, email=f"{name}@example.com")
         beto = Customer.objects.get(external_id="beto")
-        list_members_change(audience=audience, add=[beto.id], remove=[], source="test")
+        list_members_change(audience=audience, add=[beto.id], remove=[], actor="test")
     return audience
 
 
@@ -128,8 +128,13 @@ def test_after_the_task_members_are_added_and_the_counts_shown(member_client, wo
         assert Audience.objects.get(id=vip.id).size == 2
         ids = dict(Customer.objects.values_list("external_id", "id"))
         assert list(
-            MembershipChange.objects.order_by("id").values_list("kind", "customer_id", "source")
-        ) == [("enter", ids["beto"], "test"), ("enter", ids["ana"], "list")]
+            MembershipChange.objects.order_by("id").values_list(
+                "kind", "customer_id", "source", "reason", "actor", "upload_id"
+            )
+        ) == [
+            ("enter", ids["beto"], "list", "added", "test", None),
+            ("enter", ids["ana"], "upload", "added", list_upload.created_by, list_upload_id),
+        ]
     assert (
         list_upload.status, list_upload.rows_added, list_upload.rows_already,
         list_upload.rows_created, list_upload.rows_unmatched, list_upload.rows_invalid,

@@ -50,7 +50,7 @@ def seed_list(workspace):
         audience = audience_create(
             workspace=workspace, data={"name": "Newsletter winners", "kind": "list"}
         )
-        list_members_change(audience=audience, add=[customers["Carla"].id], remove=[], source="crm")
+        list_members_change(audience=audience, add=[customers["Carla"].id], remove=[], actor="crm")
     return audience
 
 

@@ -23,6 +23,7 @@ from masivo.dashboard.audience_forms import ListMembersForm, WhyForm
 from masivo.dashboard.decorators import workspace_view
 from masivo.dashboard.errors import permission_denied
 from masivo.dashboard.forms import add_service_error, as_sentence
+from masivo.dashboard.views.customers import dashboard_source
 from masivo.dashboard.views.sections import SECTIONS
 from masivo.tenancy.errors import ServiceError
 from masivo.tenancy.roles import Permission
@@ -38,7 +39,6 @@ FINISHED = (
     Recalculation.Status.SKIPPED,
 )
 # A change's source as written by a dashboard edit (MembershipChange.source holds 16 characters).
-DASHBOARD_SOURCE = "dashboard"
 
 
 def audience_or_404(audience_id: int) -> Audience:
@@ -208,7 +208,7 @@ def audience_members_change(request, audience_id: int):
             audience=audience,
             add=ids if is_add else [],
             remove=[] if is_add else ids,
-            source=DASHBOARD_SOURCE,
+            actor=dashboard_source(request),
         )
     except ServiceError as error:
         add_service_error(form, error)
