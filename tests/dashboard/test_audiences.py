@@ -664,7 +664,8 @@ def test_marketers_add_and_remove_list_members_by_id(member_client, workspace, p
     assert added["Location"] == url(workspace, f"{audience.id}/#members")
     assert members(workspace, audience) == {"ana"}
     assert list_changes(workspace) == [
-        ("enter", ana, "dashboard"), ("enter", beto, "dashboard"), ("exit", beto, "dashboard"),
+        ("enter", ana, "list", "added"), ("enter", beto, "list", "added"),
+        ("exit", beto, "list", "removed"),
     ]  # fmt: skip
     assert stored(workspace)[0]["size"] == 1
     page = member_client.get(added["Location"]).content.decode()
