@@ -57,6 +57,8 @@ CAUSE_REALTIME = Cause(
     Source.REALTIME, Reason.MATCHES, Reason.NO_LONGER_MATCHES, Membership.Source.REALTIME
 )
 CAUSE_MERGE = Cause(Source.MERGE, Reason.MATCHES, Reason.NO_LONGER_MATCHES, Membership.Source.MERGE)
+# A merged-away customer's uploaded-list memberships, kept on the winner.
+CAUSE_MERGE_LIST = Cause(Source.MERGE, Reason.MERGED, Reason.MERGED, Membership.Source.LIST)
 
 
 def cause_list(actor: str) -> Cause:

@@ -55,7 +55,7 @@ class Membership(TenantModel):
         REALTIME = "realtime", "Real time"
         LIST = "list", "Uploaded list"
         API = "api", "API"
-        MERGE = "merge", "Kept from a merged customer"
+        MERGE = "merge", "Customers merged"
 
     audience = models.ForeignKey(Audience, on_delete=models.CASCADE, related_name="+")
     customer = models.ForeignKey("profiles.Customer", on_delete=models.CASCADE, related_name="+")

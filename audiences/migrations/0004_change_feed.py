@@ -86,7 +86,7 @@ class Migration(migrations.Migration):
                     ("realtime", "Real time"),
                     ("list", "Uploaded list"),
                     ("api", "API"),
-                    ("merge", "Kept from a merged customer"),
+                    ("merge", "Customers merged"),
                 ],
                 max_length=16,
             ),

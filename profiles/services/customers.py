@@ -18,6 +18,7 @@ from masivo.tenancy.models import Workspace
 from profiles import normalize
 from profiles.consent import combine_consent
 from profiles.fields import PROFILE_FIELDS, clean_profile_fields
+from profiles.metrics import customers_refresh_metrics
 from profiles.models import (
     ConsentChange,
     Customer,
@@ -27,6 +28,7 @@ from profiles.models import (
     Event,
     Identity,
 )
+from profiles.removal import Departure, customers_depart
 from profiles.services.settings import profile_settings_get
 
 UPSERT_KEYS = ("external_id", "email")
@@ -239,7 +241,6 @@ def customers_merge(*, winner: Customer, loser: Customer, reason: str, actor: st
         reason=reason,
         actor=actor,
     )
-    Customer.objects.filter(id=loser.id).delete()
     winner.save()
     if loser_external_id and loser_external_id != winner.external_id:
         Identity.objects.get_or_create(
@@ -248,16 +249,37 @@ def customers_merge(*, winner: Customer, loser: Customer, reason: str, actor: st
             value=loser_external_id,
             defaults={"customer": winner},
         )
-    from profiles.metrics import customers_refresh_metrics
-
     customers_refresh_metrics(workspace=winner.workspace, customer_ids=[winner.id])
+    customers_depart(
+        Departure(
+            workspace_id=winner.workspace_id,
+            customer_ids=[loser.id],
+            reason="merged",
+            now=winner.updated_at,
+            merged_into=winner.id,
+        )
+    )
+    Customer.objects.filter(id=loser.id).delete()
     return winner
 
 
 @transaction.atomic
 def customer_delete(*, customer: Customer) -> None:
     """Delete the profile with its events, devices and identities (no tombstone: see erase)."""
+    _depart(customer, reason="deleted")
     Customer.objects.filter(id=customer.id).delete()
+
+
+def _depart(customer: Customer, *, reason: str) -> None:
+    Customer.objects.select_for_update().filter(id=customer.id).first()
+    customers_depart(
+        Departure(
+            workspace_id=customer.workspace_id,
+            customer_ids=[customer.id],
+            reason=reason,
+            now=timezone.now(),
+        )
+    )
 
 
 @transaction.atomic
@@ -294,4 +316,5 @@ def customer_erase(*, customer: Customer, actor: str) -> None:
     Event.objects.filter(customer__isnull=True, anonymous_id__in=anonymous_ids).delete()
     CustomerMerge.objects.filter(loser_id__in=[customer.id]).update(loser_snapshot={})
     CustomerMerge.objects.filter(winner_id=customer.id).update(loser_snapshot={})
+    _depart(customer, reason="erased")
     Customer.objects.filter(id=customer.id).delete()
