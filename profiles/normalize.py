@@ -53,6 +53,16 @@ def strip_nul(value: str) -> str:
     return value if value.isascii() else _LONE_SURROGATE.sub("\ufffd", value)
 
 
+def unstorable_reason(value: str) -> str | None:
+    """Why `value` cannot be stored as it is, for inputs refused rather than cleaned (a query
+    parameter, an audience rule): None when it can."""
+    if "\x00" in value:
+        return "contains a NUL character"
+    if not value.isascii() and _LONE_SURROGATE.search(value):
+        return "contains a lone surrogate (not valid Unicode)"
+    return None
+
+
 def clean_json(value: Any, *, field: str, depth: int = 0) -> Any:
     """Free-form JSON as Postgres can store it: no NULs, bounded depth, string keys."""
     if depth > MAX_JSON_DEPTH:

@@ -22,6 +22,7 @@ from audiences.rules.fields import (
     FieldRef,
     resolve_field,
 )
+from profiles.normalize import unstorable_reason
 
 VERSION = 1
 MAX_DEPTH = 8
@@ -501,11 +502,35 @@ def _date_or_none(value: str) -> date | None:
         return None
 
 
+def _first_unstorable_string(document: Any) -> tuple[str, str] | None:
+    """(path, reason) of the first key or string the database could not store (NUL, lone
+    surrogate), anywhere in the document: it is saved whole, unknown keys included."""
+    stack = [("$", document)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, str):
+            reason = unstorable_reason(node)
+            if reason:
+                return path, reason
+        elif isinstance(node, dict):
+            for key in node:
+                reason = unstorable_reason(str(key))
+                if reason:
+                    return path, f"a key {reason}"
+            stack.extend(reversed([(f"{path}.{key}", child) for key, child in node.items()]))
+        elif isinstance(node, list):
+            stack.extend(reversed([(f"{path}[{i}]", child) for i, child in enumerate(node)]))
+    return None
+
+
 def parse_rules(document: Any) -> Rules:
     """Validate a rules document; raise InvalidRules listing every problem with its path."""
     parser = _Parser()
     if not isinstance(document, dict):
         raise InvalidRules([("$", "rules are a JSON object with version and root")])
+    unstorable = _first_unstorable_string(document)
+    if unstorable:
+        raise InvalidRules([unstorable])
     if document.get("version") != VERSION:
         parser.fail("$.version", f"must be {VERSION}")
     if "root" not in document:

@@ -1,9 +1,9 @@
-import json
 import zlib
 
 from rest_framework import exceptions
 from rest_framework.parsers import BaseParser
 
+from masivo.tenancy.api.parsers import loads_bounded
 from profiles.tracking import MAX_BATCH_BYTES
 
 MAX_COMPRESSED_BYTES = MAX_BATCH_BYTES  # gzip never makes JSON bigger
@@ -30,7 +30,6 @@ class SegmentJSONParser(BaseParser):
                 raise exceptions.ParseError("the body is not valid gzip") from error
         if len(raw) > MAX_BATCH_BYTES:
             raise exceptions.ParseError("the body is larger than 500 KB", code="too_large")
-        try:
-            return json.loads(raw or b"{}")
-        except (ValueError, UnicodeDecodeError) as error:
-            raise exceptions.ParseError(f"JSON parse error - {error}") from error
+        # Non-finite numbers are kept: a message rejects them in the fields it stores (with a
+        # reason naming the field), and ignores them in the fields it does not.
+        return loads_bounded(raw or b"{}", allow_non_finite=True)

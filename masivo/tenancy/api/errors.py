@@ -58,6 +58,8 @@ def api_exception_handler(exc, context):
     detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
     code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
     response.data = {"detail": str(detail), "code": code}
+    if getattr(exc, "field_errors", None):  # a JSONBodyError that knows the value at fault
+        response.data["errors"] = exc.field_errors
     if isinstance(exc, exceptions.Throttled):
         response.data["detail"] = "rate limit exceeded; retry after the time in Retry-After"
     return response

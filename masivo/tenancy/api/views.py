@@ -1,5 +1,5 @@
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics, status
+from rest_framework import exceptions, generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -13,6 +13,10 @@ class WorkspaceAPIView(generics.GenericAPIView):
 
     write_permission = Permission.EDIT_MARKETING
     lookup_field = "id"
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        _refuse_nul_in_query(request.query_params)
 
     @property
     def workspace(self):
@@ -148,6 +152,14 @@ class MemberDetailView(WorkspaceAPIView):
     def delete(self, request, id):
         services.member_remove(member=self.get_object(), actor=self.actor)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _refuse_nul_in_query(query_params) -> None:
+    """Every query parameter, filter or not, in one place: PostgreSQL cannot compare a string
+    holding NUL (psycopg raises DataError), and no name, id or token contains one."""
+    for name, values in query_params.lists():
+        if "\x00" in name or any("\x00" in value for value in values):
+            raise exceptions.ValidationError({name: ["must not contain NUL characters"]})
 
 
 def _validated(serializer_class, data) -> dict:
