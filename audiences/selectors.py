@@ -7,11 +7,13 @@ from datetime import datetime
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from audiences.apps import MEMBERSHIP_CHANGES_FEED
 from audiences.facts import facts_for_customers
 from audiences.models import Audience, Membership, MembershipChange, Recalculation
 from audiences.recalculation import compiler_for
 from audiences.rules.evaluator import Evaluator
 from audiences.services import validated_rules
+from masivo.feeds.selectors import FeedPosition, feed_rows_after
 from masivo.tenancy.errors import ServiceError
 from profiles.models import Customer
 
@@ -80,10 +82,36 @@ def audience_explain(
     }
 
 
-def changes_since(*, audience: Audience, since: int, limit: int) -> list[MembershipChange]:
-    return list(
-        MembershipChange.objects.filter(audience=audience, id__gt=since).order_by("id")[:limit]
-    )
+def changes_since(
+    *, audience: Audience, after: FeedPosition, limit: int
+) -> tuple[list[MembershipChange], FeedPosition]:
+    """The audience's enters and exits after `after` in feed order, and where the next page
+    starts. Stateless, with the feed's guarantee (masivo.feeds): a change that commits after
+    later ones were served comes on a later page; it is never skipped."""
+    batch = feed_rows_after(
+        workspace_id=audience.workspace_id, feed=MEMBERSHIP_CHANGES_FEED, after=after,
+        scope=audience.id, limit=limit,
+    )  # fmt: skip
+    fields = MembershipChange._meta.concrete_fields
+    changes = [
+        MembershipChange(**{field.attname: row[field.column] for field in fields})
+        for row in batch.rows
+    ]
+    return changes, batch.end
+
+
+def change_feed_position(*, audience: Audience, change_id: int) -> FeedPosition | None:
+    """Where change `change_id` of this audience sits in its feed, if it is kept and readable:
+    for API clients that still page by change id."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT xid::text FROM audiences_membershipchange "
+            "WHERE workspace_id = %s AND audience_id = %s AND id = %s "
+            "AND xid < pg_snapshot_xmin(pg_current_snapshot())",
+            [audience.workspace_id, audience.id, change_id],
+        )
+        row = cursor.fetchone()
+    return None if row is None else FeedPosition(xid=int(row[0]), id=change_id)
 
 
 def customer_audiences(*, customer: Customer) -> list[dict]:

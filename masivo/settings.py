@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_htmx",
     "masivo.tenancy",
+    "masivo.feeds",
     "masivo.dashboard",
     "profiles",
     "audiences",
@@ -170,6 +171,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "masivo.pipeline.refresh_rolling_metrics",
         "schedule": crontab(hour=3, minute=15),
     },
+    "delete-expired-feed-rows": {
+        "task": "feeds.delete_expired_rows",
+        "schedule": 3600.0,
+    },
 }
 CELERY_TIMEZONE = "UTC"
 
@@ -228,6 +233,10 @@ MASIVO_LOGIN_LOCKOUT_SECONDS = env_int("MASIVO_LOGIN_LOCKOUT_SECONDS", 900)
 
 # REST API.
 MASIVO_API_RATE_LIMIT_PER_MINUTE = env_int("MASIVO_API_RATE_LIMIT_PER_MINUTE", 1200)
+
+# Change-feed rows older than this go once every consumer holding them has read them.
+MASIVO_FEED_RETENTION_DAYS = env_int("MASIVO_FEED_RETENTION_DAYS", 30)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["masivo.tenancy.api.authentication.SecretKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["masivo.tenancy.api.permissions.HasWorkspaceRole"],

@@ -1,7 +1,12 @@
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import MultiPartParser
@@ -13,6 +18,7 @@ from audiences.lists import list_upload_create, list_upload_problems_csv
 from audiences.models import Audience, ListUpload, Membership, Recalculation
 from audiences.recalculation import recalculation_queue
 from audiences.tasks import queue_on_commit
+from masivo.feeds.selectors import BEGINNING, FeedPosition
 from masivo.tenancy.api.views import WorkspaceAPIView
 from profiles.models import Customer
 
@@ -131,26 +137,78 @@ class AudienceMembersView(AudienceScopedView):
 
 
 class AudienceChangesView(AudienceScopedView):
+    """A stateless reader of the membership-change feed: the client keeps `next_after`."""
+
     serializer_class = s.ChangeOut
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("since", int, description="the last change id you have (0 first)"),
+            OpenApiParameter(
+                "after", str, description="the `next_after` of your last page (opaque); omit it "
+                "to start from the oldest change kept",
+            ),
+            OpenApiParameter(
+                "since", int, deprecated=True, description="instead of `after`: the id of the "
+                "last change you have (0 first); `next_since` gives it",
+            ),
             OpenApiParameter("limit", int, description=f"at most {CHANGES_PAGE}"),
         ],
-        responses={200: {"type": "object"}},
-        summary="The enter/exit feed, oldest first after `since`",
-    )
+        responses={
+            200: inline_serializer(
+                "AudienceChangePage",
+                {
+                    "results": s.ChangeOut(many=True),
+                    "next_after": serializers.CharField(),
+                    "next_since": serializers.IntegerField(),
+                },
+            )
+        },
+        summary="The enter/exit feed, oldest first after `after`",
+        description="Changes come in commit order; a change whose transaction is still open "
+        "holds back the ones after it, so a page never skips one that commits late. An empty "
+        "page means nothing more yet: ask again later with the same `next_after`.",
+    )  # fmt: skip
     def get(self, request, id):
         audience = self.get_object()
         try:
-            since = int(request.query_params.get("since", 0))
             limit = min(int(request.query_params.get("limit", CHANGES_PAGE)), CHANGES_PAGE)
         except ValueError as error:
+            raise exceptions.ValidationError({"limit": ["a whole number"]}) from error
+        after = self._start(audience, request.query_params)
+        changes, end = selectors.changes_since(audience=audience, after=after, limit=max(limit, 1))
+        return Response(
+            {
+                "results": s.ChangeOut(changes, many=True).data,
+                "next_after": end.encode(),
+                "next_since": end.id,
+            }
+        )
+
+    @staticmethod
+    def _start(audience, params) -> FeedPosition:
+        if "after" in params and "since" in params:
+            raise exceptions.ValidationError({"after": ["give after or since, not both"]})
+        if "after" in params:
+            try:
+                return FeedPosition.decode(params["after"])
+            except ValueError as error:
+                raise exceptions.ValidationError(
+                    {"after": ["the next_after of an earlier page"]}
+                ) from error
+        try:
+            since = int(params.get("since", 0))
+        except ValueError as error:
             raise exceptions.ValidationError({"since": ["a whole number"]}) from error
-        changes = selectors.changes_since(audience=audience, since=since, limit=max(limit, 1))
-        next_since = changes[-1].id if changes else since
-        return Response({"results": s.ChangeOut(changes, many=True).data, "next_since": next_since})
+        if since == 0:
+            return BEGINNING
+        position = selectors.change_feed_position(audience=audience, change_id=since)
+        if position is None:
+            raise exceptions.ValidationError(
+                {"since": [f"change {since} is not in this audience's feed (it may have "
+                           "expired): start again without since"]},
+                code="unknown_change",
+            )  # fmt: skip
+        return position
 
 
 class AudienceRecalculateView(AudienceScopedView):

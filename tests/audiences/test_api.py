@@ -10,7 +10,8 @@ from audiences.recalculation import audience_recalculate, recalculation_run
 from audiences.tasks import recalculate_audience
 from masivo.tenancy.context import workspace_scope
 from profiles.models import Event
-from tests.factories import CustomerFactory
+from tests.factories import AudienceFactory, CustomerFactory
+from tests.feeds.support import Writer, add_change, wait_until_committed_rows_readable
 
 pytestmark = pytest.mark.django_db
 
@@ -254,15 +255,78 @@ def test_explain_says_why(api, workspace, people):
     }  # fmt: skip
 
 
-def test_the_change_feed_pages_by_id(api, workspace, people):
-    audience_id = create(api, {"name": "Mexico", "rules": MX}).json()["id"]
-    run_latest(workspace, audience_id)
-    first = api.get(f"/api/v1/audiences/{audience_id}/changes?since=0&limit=1").json()
-    assert len(first["results"]) == 1
-    rest = api.get(f"/api/v1/audiences/{audience_id}/changes?since={first['next_since']}").json()
-    assert [c["kind"] for c in rest["results"]] == ["enter"]
-    done = api.get(f"/api/v1/audiences/{audience_id}/changes?since={rest['next_since']}").json()
-    assert done == {"results": [], "next_since": rest["next_since"]}
+def feed_of(workspace, customer_ids):
+    """An audience with one committed, readable change per customer id (written directly)."""
+    with workspace_scope(workspace.id):
+        audience = AudienceFactory(workspace=workspace)
+    changes = [add_change(audience, customer_id).id for customer_id in customer_ids]
+    wait_until_committed_rows_readable()
+    return audience.id, changes
+
+
+def change_ids(page):
+    return [change["id"] for change in page["results"]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_change_feed_pages_after_an_opaque_position(api, workspace):
+    audience_id, changes = feed_of(workspace, [1, 2, 3])
+    url = f"/api/v1/audiences/{audience_id}/changes"
+    first = api.get(f"{url}?limit=2").json()
+    rest = api.get(f"{url}?after={first['next_after']}").json()
+    done = api.get(f"{url}?after={rest['next_after']}").json()
+    assert change_ids(first) == changes[:2]
+    assert [change["customer_id"] for change in rest["results"]] == [3]
+    assert done == {"results": [], "next_after": rest["next_after"], "next_since": changes[2]}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_change_feed_still_pages_by_change_id(api, workspace):
+    audience_id, changes = feed_of(workspace, [1, 2])
+    url = f"/api/v1/audiences/{audience_id}/changes"
+    first = api.get(f"{url}?since=0&limit=1").json()
+    rest = api.get(f"{url}?since={first['next_since']}").json()
+    done = api.get(f"{url}?since={rest['next_since']}").json()
+    assert (change_ids(first), change_ids(rest)) == (changes[:1], changes[1:])
+    assert done == {"results": [], "next_after": rest["next_after"], "next_since": changes[1]}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_change_that_commits_late_is_on_a_later_page_not_skipped(api, workspace):
+    audience_id, _ = feed_of(workspace, [])
+    url = f"/api/v1/audiences/{audience_id}/changes"
+    slow = Writer(workspace.id)
+    try:
+        _, slow_id = slow.insert(audience_id=audience_id, customer_id=1)
+        with workspace_scope(workspace.id):
+            fast_id = add_change(Audience.objects.get(id=audience_id), 2).id
+        held = api.get(url).json()
+        slow.commit()
+    finally:
+        slow.close()
+    wait_until_committed_rows_readable()
+    after = api.get(f"{url}?after={held['next_after']}").json()
+    assert held == {"results": [], "next_after": "0.0", "next_since": 0}
+    assert change_ids(after) == [slow_id, fast_id]
+
+
+@pytest.mark.parametrize(
+    ("query", "code", "errors"),
+    [
+        ("after=12", "invalid", {"after": ["the next_after of an earlier page"]}),
+        ("after=1.1&since=1", "invalid", {"after": ["give after or since, not both"]}),
+        ("since=abc", "invalid", {"since": ["a whole number"]}),
+        ("since=999999", "unknown_change", {"since": [
+            "change 999999 is not in this audience's feed (it may have expired): start again "
+            "without since"]}),
+    ],
+)  # fmt: skip
+def test_the_change_feed_refuses_a_position_it_cannot_use(api, workspace, query, code, errors):
+    with workspace_scope(workspace.id):
+        audience = AudienceFactory(workspace=workspace)
+    response = api.get(f"/api/v1/audiences/{audience.id}/changes?{query}")
+    assert response.status_code == 400
+    assert response.json() == {"detail": "invalid input", "code": code, "errors": errors}
 
 
 def test_uploaded_list_members_by_api(api, workspace, people):

@@ -1,0 +1,146 @@
+"""Retention: only rows older than the age that every consumer holding them has passed."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+
+from audiences.models import MembershipChange
+from masivo.feeds import tasks
+from masivo.feeds.models import NO_SCOPE, FeedCursor
+from masivo.feeds.retention import feed_rows_delete_expired
+from masivo.tenancy.context import workspace_scope
+from tests.factories import AudienceFactory
+from tests.feeds.support import FEED, add_change
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
+OLD = NOW - timedelta(days=40)
+RECENT = NOW - timedelta(days=2)
+
+
+def kept_ids(workspace) -> list[int]:
+    with workspace_scope(workspace.id):
+        return list(MembershipChange.objects.order_by("id").values_list("id", flat=True))
+
+
+def place_cursor(change: MembershipChange, consumer: str, scope: int = NO_SCOPE) -> None:
+    """A cursor just after `change` (as if the consumer had applied it)."""
+    with workspace_scope(change.workspace_id):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT xid::text FROM audiences_membershipchange WHERE id = %s", [change.id]
+            )
+            xid = int(cursor.fetchone()[0])
+        FeedCursor.objects.create(
+            workspace_id=change.workspace_id, consumer=consumer, feed=FEED, scope=scope,
+            last_xid=xid, last_id=change.id,
+        )  # fmt: skip
+
+
+def expire(workspace, **options) -> dict[str, int]:
+    with workspace_scope(workspace.id):
+        return feed_rows_delete_expired(
+            workspace_id=workspace.id, older_than=timedelta(days=30), now=NOW, **options
+        )
+
+
+@pytest.fixture
+def rows(audience):
+    """Three old changes and two recent ones, in that order."""
+    changed = [OLD, OLD, OLD, RECENT, RECENT]
+    return [add_change(audience, index, changed_at=at) for index, at in enumerate(changed)]
+
+
+def ids(changes) -> list[int]:
+    return [change.id for change in changes]
+
+
+def test_with_no_consumers_rows_go_by_age_alone(workspace, rows):
+    assert expire(workspace) == {FEED: 3}
+    assert kept_ids(workspace) == ids(rows[3:])
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 5000])
+def test_an_unscoped_consumer_keeps_the_old_rows_it_has_not_read(
+    workspace, consumers, rows, batch_size
+):
+    consumers("journeys")
+    place_cursor(rows[1], "journeys")
+    assert expire(workspace, batch_size=batch_size) == {FEED: 2}
+    assert kept_ids(workspace) == ids(rows[2:])
+
+
+def test_recent_rows_stay_even_when_every_consumer_has_read_them(workspace, consumers, rows):
+    consumers("journeys")
+    place_cursor(rows[-1], "journeys")
+    assert expire(workspace) == {FEED: 3}
+    assert kept_ids(workspace) == ids(rows[3:])
+
+
+def test_the_slowest_consumer_decides(workspace, consumers, rows):
+    consumers("journeys")
+    consumers("push-topics")
+    place_cursor(rows[2], "journeys")
+    place_cursor(rows[0], "push-topics")
+    assert expire(workspace) == {FEED: 1}
+    assert kept_ids(workspace) == ids(rows[1:])
+
+
+def test_an_unscoped_consumer_that_never_read_a_workspace_holds_all_of_it(
+    workspace, other_workspace, consumers, rows
+):
+    consumers("journeys")
+    with workspace_scope(other_workspace.id):
+        theirs = AudienceFactory(workspace=other_workspace)
+    their_rows = [add_change(theirs, 1, changed_at=OLD), add_change(theirs, 2, changed_at=OLD)]
+    place_cursor(their_rows[-1], "journeys")
+    assert expire(workspace) == {FEED: 0}
+    assert expire(other_workspace) == {FEED: 2}
+    assert kept_ids(workspace) == ids(rows)
+    assert kept_ids(other_workspace) == []
+
+
+def test_a_consumer_that_does_not_hold_retention_keeps_nothing(workspace, consumers, rows):
+    consumers("best-effort", holds_retention=False)
+    place_cursor(rows[0], "best-effort")
+    assert expire(workspace) == {FEED: 3}
+
+
+def test_a_scoped_consumer_holds_only_the_scopes_it_follows(
+    workspace, audience, second_audience, consumers
+):
+    consumers("destination-sync", is_scoped=True)
+    followed = [add_change(audience, 1, changed_at=OLD)]
+    others = [add_change(second_audience, 2, changed_at=OLD)]
+    followed.append(add_change(audience, 3, changed_at=OLD))
+    others.append(add_change(second_audience, 4, changed_at=OLD))
+    followed.append(add_change(audience, 5, changed_at=RECENT))
+    place_cursor(followed[0], "destination-sync", scope=audience.id)
+    assert expire(workspace) == {FEED: 3}
+    assert kept_ids(workspace) == ids(followed[1:])
+
+
+def test_old_rows_behind_a_young_one_wait_for_a_later_pass(workspace, audience):
+    rows = [
+        add_change(audience, index, changed_at=at) for index, at in enumerate([OLD, RECENT, OLD])
+    ]
+    assert expire(workspace) == {FEED: 1}
+    assert kept_ids(workspace) == ids(rows[1:])
+
+
+def test_the_beat_task_queues_one_pass_per_workspace(workspace, other_workspace, monkeypatch):
+    queued = []
+    monkeypatch.setattr(
+        tasks.delete_expired_workspace_feed_rows, "delay", lambda **kwargs: queued.append(kwargs)
+    )
+    assert tasks.delete_expired_feed_rows() == 2
+    assert queued == [{"workspace_id": workspace.id}, {"workspace_id": other_workspace.id}]
+
+
+def test_the_workspace_task_uses_the_configured_age(workspace, rows, settings):
+    settings.MASIVO_FEED_RETENTION_DAYS = 1
+    result = tasks.delete_expired_workspace_feed_rows(workspace_id=workspace.id)
+    assert result == {FEED: 5}
+    assert kept_ids(workspace) == []
