@@ -78,8 +78,9 @@ def list_upload_create(
 
 
 def _values(list_upload: ListUpload, stream: ChunkStream):
-    """(row number in the file, raw value) for each data row. A first row that names the
-    identifier is a header (and picks the column); otherwise the first column is used."""
+    """(row number in the file, value without NULs) for each data row. A first row that names
+    the identifier is a header (and picks the column); otherwise the first column is used. NULs
+    go here, as in every way in, so that no report row carries one to the database."""
     column = 0
     for number, row in enumerate(csv.reader(text_reader(stream)), start=1):
         if number == 1:
@@ -89,7 +90,7 @@ def _values(list_upload: ListUpload, stream: ChunkStream):
                 continue
         if not any(cell.strip() for cell in row):
             continue
-        yield number, row[column] if column < len(row) else ""
+        yield number, normalize.strip_nul(row[column]) if column < len(row) else ""
 
 
 def _apply(

@@ -11,6 +11,12 @@ import io
 from collections.abc import Callable, Iterator
 
 CHUNK_BYTES = 1024 * 1024
+# The csv module stops the whole file at a cell over its limit (131,072 characters by default).
+# Readers get room for far larger cells, so that a long cell fails its row alone (importers check
+# MAX_CSV_CELL_CHARS per row); a cell past the reader's limit is most likely an unclosed quote
+# swallowing the rest of the file, and the read stops with csv.Error. The limit is process-wide.
+MAX_CSV_CELL_CHARS = 128 * 1024
+csv.field_size_limit(4 * 1024 * 1024)
 
 
 def store_chunks(first: bytes, upload, make_chunk: Callable[[int, bytes], object]) -> int:

@@ -25,7 +25,14 @@ from masivo.tenancy.models import Workspace
 from profiles import normalize
 from profiles.consent import clean_consent_changes
 from profiles.fields import PROFILE_FIELDS, clean_profile_fields
-from profiles.files import CHUNK_BYTES, ChunkStream, csv_lines, store_chunks, text_reader
+from profiles.files import (
+    CHUNK_BYTES,
+    MAX_CSV_CELL_CHARS,
+    ChunkStream,
+    csv_lines,
+    store_chunks,
+    text_reader,
+)
 from profiles.models import (
     ConsentChange,
     ConsentPurpose,
@@ -80,7 +87,11 @@ def clean_mapping(mapping, header: list[str]) -> dict[str, str]:
     for column, target in mapping.items():
         if column not in header:
             raise InvalidInput(f"the file has no column {column!r}", field="mapping")
-        if not isinstance(target, str) or not _valid_target(target):
+        if (
+            not isinstance(target, str)
+            or normalize.unstorable_reason(target)
+            or not _valid_target(target)
+        ):
             raise InvalidInput(
                 f"{target!r} is not a target: use a profile field, traits.<key>, tags.<key>, "
                 "consent.<purpose> or ignore",
@@ -104,6 +115,11 @@ def _read_header(first_bytes: bytes) -> list[str]:
     header = [column.strip() for column in header]
     if not header or not any(header):
         raise InvalidInput("the file is empty or has no header row", field="file")
+    for number, column in enumerate(header, start=1):
+        if "\x00" in column:
+            raise InvalidInput(
+                f"column {number} of the header row contains a NUL character", field="file"
+            )
     if len(header) > MAX_COLUMNS:
         raise InvalidInput(f"more than {MAX_COLUMNS} columns", field="file")
     if len(set(header)) != len(header):
@@ -193,6 +209,8 @@ def _parse_row(number: int, row: dict, customer_import: CustomerImport) -> _Row:
         value = row.get(column)
         if value is None or value.strip() == "" or target == "ignore":
             continue
+        if len(value) > MAX_CSV_CELL_CHARS:
+            raise InvalidInput(f"longer than {MAX_CSV_CELL_CHARS} characters", field=column)
         value = normalize.strip_nul(value)
         prefix, _, key = target.partition(".")
         if prefix == "traits":

@@ -1,7 +1,5 @@
 """Customer CSV imports: upload, progress, error report."""
 
-import json
-
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -9,6 +7,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
+from masivo.tenancy.api.parsers import loads_bounded
 from masivo.tenancy.api.views import WorkspaceAPIView
 from profiles.imports import customer_import_create, customer_import_errors_csv
 from profiles.models import CustomerImport
@@ -68,9 +67,10 @@ class CustomerImportListView(WorkspaceAPIView):
         mapping = request.data.get("mapping")
         if mapping:
             try:
-                mapping = json.loads(mapping)
-            except ValueError as error:
-                raise exceptions.ValidationError({"mapping": ["must be JSON"]}) from error
+                mapping = loads_bounded(mapping)
+            except exceptions.ParseError as error:
+                reason = f"must be JSON: {error.detail}"
+                raise exceptions.ValidationError({"mapping": [reason]}) from error
         customer_import = customer_import_create(
             workspace=self.workspace,
             upload=upload,
