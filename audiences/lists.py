@@ -11,7 +11,9 @@ from django.utils import timezone
 
 from audiences.membership import cause_upload, membership_apply
 from audiences.models import Audience, ListUpload, ListUploadChunk, ListUploadProblem
+from masivo.jobs import PermanentJobError, job_run, job_succeed
 from masivo.tenancy.errors import Conflict, InvalidInput
+from masivo.tenancy.wakeups import task_wake_on_commit
 from profiles import normalize
 from profiles.files import CHUNK_BYTES, ChunkStream, csv_lines, store_chunks, text_reader
 from profiles.models import Customer
@@ -19,6 +21,7 @@ from profiles.models import Customer
 BATCH = 1000
 MAX_PROBLEMS_KEPT = 100_000
 CREATABLE = (ListUpload.Identifier.EXTERNAL_ID, ListUpload.Identifier.EMAIL)
+LIST_UPLOAD_TASK = "audiences.process_list_upload"  # audiences.tasks.process_list_upload
 
 
 def _clean(identifier: str, value: str) -> str:
@@ -67,12 +70,8 @@ def list_upload_create(
         ),
     )
     list_upload.save(update_fields=["size_bytes"])
-    from audiences.tasks import process_list_upload
-
-    transaction.on_commit(
-        lambda: process_list_upload.delay(
-            workspace_id=audience.workspace_id, upload_id=list_upload.id
-        )
+    task_wake_on_commit(
+        LIST_UPLOAD_TASK, workspace_id=audience.workspace_id, upload_id=list_upload.id
     )
     return list_upload
 
@@ -137,14 +136,15 @@ def _apply(
     return problems
 
 
-def list_upload_run(*, list_upload: ListUpload) -> None:
-    """Process the whole file; each batch commits with its counters. Idempotent: re-adding a
-    member is counted as 'already', never logged twice."""
-    claimed = ListUpload.objects.filter(id=list_upload.id, status=ListUpload.Status.QUEUED).update(
-        status=ListUpload.Status.RUNNING
-    )
-    if not claimed:
-        return
+def list_upload_run(*, list_upload: ListUpload) -> ListUpload:
+    """Process the file as a job (masivo.jobs): each batch commits with its counters, its
+    checkpoint (`next_row`) and a heartbeat, so a worker killed midway is resumed by the sweep
+    from the last batch. Idempotent: re-adding a member is counted as 'already', never logged
+    twice; a finished upload does nothing."""
+    return job_run(list_upload, _process)
+
+
+def _process(list_upload: ListUpload) -> None:
     batch = []
     stream = ChunkStream(
         ListUploadChunk.objects.filter(upload=list_upload)
@@ -153,7 +153,7 @@ def list_upload_run(*, list_upload: ListUpload) -> None:
         .iterator(chunk_size=4)
     )
 
-    def flush():
+    def flush(last_number: int):
         now = timezone.now()
         with transaction.atomic():
             current = ListUpload.objects.select_for_update().get(id=list_upload.id)
@@ -167,27 +167,25 @@ def list_upload_run(*, list_upload: ListUpload) -> None:
                 for n, v, r in problems[: max(room, 0)]
             )  # fmt: skip
             current.bytes_done = min(stream.bytes_read, current.size_bytes)
+            current.next_row = max(current.next_row, last_number)
+            current.heartbeat_at = now
             current.save()
         batch.clear()
 
+    number = list_upload.next_row
     try:
         for number, raw in _values(list_upload, stream):
+            if number <= list_upload.next_row:
+                continue  # done before a crash: resume after the checkpoint
             batch.append((number, raw))
             if len(batch) >= BATCH:
-                flush()
-        flush()
-    except (UnicodeDecodeError, csv.Error) as error:
-        reason = (
-            "the file is not UTF-8 text" if isinstance(error, UnicodeDecodeError) else str(error)
-        )
-        ListUpload.objects.filter(id=list_upload.id).update(
-            status=ListUpload.Status.FAILED, error=reason, finished_at=timezone.now()
-        )
-        return
-    ListUpload.objects.filter(id=list_upload.id).update(
-        status=ListUpload.Status.SUCCEEDED, bytes_done=list_upload.size_bytes,
-        finished_at=timezone.now(),
-    )  # fmt: skip
+                flush(number)
+        flush(number)
+    except UnicodeDecodeError as error:
+        raise PermanentJobError("the file is not UTF-8 text") from error
+    except csv.Error as error:
+        raise PermanentJobError(str(error)) from error
+    job_succeed(list_upload, bytes_done=list_upload.size_bytes)
     ListUploadChunk.objects.filter(upload=list_upload).delete()
 
 

@@ -1,8 +1,11 @@
 """Audiences, their membership, the enter/exit change log, and recalculation runs."""
 
+from datetime import timedelta
+
 from django.db import models
 from django.utils.timezone import now
 
+from masivo.jobs import Job
 from masivo.tenancy.managers import TenantModel
 
 
@@ -120,7 +123,11 @@ class MembershipChange(TenantModel):
         ]
 
 
-class Recalculation(TenantModel):
+class Recalculation(Job):
+    """One run of an audience's rules (a job: see masivo.jobs)."""
+
+    STALL_AFTER = timedelta(minutes=10)  # one statement; at 10M customers it takes ~30 s
+
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
@@ -135,10 +142,6 @@ class Recalculation(TenantModel):
     size = models.PositiveIntegerField(null=True, blank=True)
     entered = models.PositiveIntegerField(null=True, blank=True)
     exited = models.PositiveIntegerField(null=True, blank=True)
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(default=now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["workspace", "audience", "-id"], name="recalc_ws_audience")]
@@ -150,8 +153,9 @@ class Recalculation(TenantModel):
         return None
 
 
-class ListUpload(TenantModel):
-    """A CSV of customer identifiers added to an uploaded-list audience, in the background."""
+class ListUpload(Job):
+    """A CSV of customer identifiers added to an uploaded-list audience, in the background (a
+    job: see masivo.jobs; `next_row` is its checkpoint)."""
 
     class Identifier(models.TextChoices):
         EXTERNAL_ID = "external_id", "External id"
@@ -171,15 +175,13 @@ class ListUpload(TenantModel):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     size_bytes = models.BigIntegerField(default=0)
     bytes_done = models.BigIntegerField(default=0)
+    next_row = models.PositiveIntegerField(default=0, help_text="rows of the file already handled")
     rows_added = models.PositiveIntegerField(default=0)
     rows_already = models.PositiveIntegerField(default=0)
     rows_created = models.PositiveIntegerField(default=0)
     rows_unmatched = models.PositiveIntegerField(default=0)
     rows_invalid = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
     created_by = models.CharField(max_length=100)
-    created_at = models.DateTimeField(default=now)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     @property
     def progress(self) -> float:

@@ -2,8 +2,8 @@
 
 One statement (`membership.membership_replace`) computes the target set once, deletes the
 members who left, inserts those who entered, and writes both to the change log; member ids
-never travel to Python. An advisory lock
-keeps one recalculation per audience at a time, and a run for an older version is a no-op.
+never travel to Python. An advisory lock keeps one recalculation per audience at a time, and a
+run for an older version is a no-op.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from audiences.models import Audience, Membership, Recalculation
 from audiences.rules.ast import parse_rules
 from audiences.rules.compiler import Compiler
 from audiences.services import next_run
+from masivo.jobs import job_run, job_succeed
 from profiles.models import ProfileSettings
 from profiles.services.settings import profile_settings_get
 
@@ -51,29 +52,36 @@ def _skip_if_stale(run: Recalculation, audience: Audience) -> bool:
 def recalculation_run(
     *, recalculation: Recalculation, now: datetime | None = None
 ) -> Recalculation:
-    """Run one queued recalculation (idempotent: a finished or stale one does nothing).
+    """Run one queued recalculation as a job (masivo.jobs): idempotent (a finished or stale
+    one does nothing), and an error ends it `failed` with the reason (or queued again after a
+    transient one) instead of escaping: the workspace's other audiences still run.
 
     `now` is the clock the rules are evaluated against (time windows); timings use the real
-    clock. The run is marked running in its own short transaction, so pollers see it.
+    clock. The claim commits on its own, so pollers see the run `running`.
     """
     now = now or timezone.now()
-    with transaction.atomic():
-        run = Recalculation.objects.select_for_update().get(id=recalculation.id)
-        if run.status not in (Recalculation.Status.QUEUED, Recalculation.Status.RUNNING):
-            return run
-        if _skip_if_stale(run, Audience.objects.get(id=run.audience_id)):
-            return run
-        run.status, run.started_at = Recalculation.Status.RUNNING, timezone.now()
-        run.save(update_fields=["status", "started_at"])
+    run = job_run(recalculation, lambda run: _recalculate(run, now))
+    if run.status == Recalculation.Status.FAILED:
+        # The next scheduled run still happens (and a time-based audience waits its hour
+        # instead of failing again every minute).
+        finished = run.finished_at or timezone.now()
+        audience = Audience.objects.get(id=run.audience_id)
+        Audience.objects.filter(id=audience.id).update(
+            last_run_at=finished, next_run_at=next_run(audience.schedule, finished)
+        )
+    return run
+
+
+def _recalculate(run: Recalculation, now: datetime) -> None:
     started = time.monotonic()
     with transaction.atomic():
         memberships_lock([run.audience_id])
-        run = Recalculation.objects.select_for_update().get(id=run.id)
-        if run.status != Recalculation.Status.RUNNING:
-            return run  # another worker finished it while this one waited for the lock
+        current = Recalculation.objects.select_for_update().get(id=run.id)
+        if current.status != Recalculation.Status.RUNNING:
+            return  # another worker finished it while this one waited for the lock
         audience = Audience.objects.select_for_update().get(id=run.audience_id)
-        if _skip_if_stale(run, audience):
-            return run
+        if _skip_if_stale(current, audience):
+            return
         members, params = compiler_for(audience, now=now).members_sql(parse_rules(audience.rules))
         with connection.cursor() as cursor:
             # The statement is new every run and its estimated cost is high, so JIT would
@@ -89,15 +97,11 @@ def recalculation_run(
             now=now,
         )
         audience.refresh_from_db(fields=["size"])
-        size = audience.size
         finished = timezone.now()
-        duration_ms = int((time.monotonic() - started) * 1000)
-        run.status, run.finished_at = Recalculation.Status.SUCCEEDED, finished
-        run.size, run.entered, run.exited = size, entered, exited
-        run.save()
+        job_succeed(current, size=audience.size, entered=entered, exited=exited, error="")
         audience.last_run_at = finished
         audience.last_run_entered, audience.last_run_exited = entered, exited
-        audience.last_run_duration_ms = duration_ms
+        audience.last_run_duration_ms = int((time.monotonic() - started) * 1000)
         audience.next_run_at = next_run(audience.schedule, finished)
         audience.save(
             update_fields=[
@@ -105,7 +109,6 @@ def recalculation_run(
                 "last_run_duration_ms", "next_run_at",
             ]
         )  # fmt: skip
-    return run
 
 
 def audience_recalculate(*, audience: Audience, reason: str, now: datetime | None = None):
