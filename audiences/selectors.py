@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import DatabaseError, connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from audiences.apps import MEMBERSHIP_CHANGES_FEED
 from audiences.facts import facts_for_customers
-from audiences.models import Audience, Membership, MembershipChange, Recalculation
+from audiences.models import Audience, ListUpload, Membership, MembershipChange, Recalculation
 from audiences.recalculation import compiler_for
 from audiences.rules.evaluator import Evaluator
 from audiences.services import validated_rules
@@ -274,3 +275,23 @@ def changes_recent(*, audience: Audience, limit: int) -> list[MembershipChange]:
 
 def recalculations_recent(*, audience: Audience, limit: int) -> list[Recalculation]:
     return list(Recalculation.objects.filter(audience=audience).order_by("-id")[:limit])
+
+
+def recalculations_list(*, audience: Audience) -> QuerySet[Recalculation]:
+    """The audience's runs, newest first."""
+    return Recalculation.objects.filter(audience=audience).order_by("-id")
+
+
+def audiences_list() -> QuerySet[Audience]:
+    """The workspace's audiences by name."""
+    return Audience.objects.order_by("name", "id")
+
+
+def audience_names(*, ids) -> dict[int, str]:
+    """id → name of these audiences of the workspace (a missing one is left out)."""
+    return dict(Audience.objects.filter(id__in=list(ids)).values_list("id", "name"))
+
+
+def list_uploads_list(*, audience: Audience) -> QuerySet[ListUpload]:
+    """The uploads into a list audience, newest first."""
+    return ListUpload.objects.filter(audience=audience).order_by("-created_at", "-id")

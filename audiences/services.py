@@ -1,4 +1,10 @@
-"""Writes on audiences: create, update (a new version), delete, add/remove list members."""
+"""Writes on audiences: create, update (a new version), delete, "recalculate now", add/remove
+list members.
+
+Creating an audience and changing its rules queue their own recalculation: the run's row is
+written in the caller's transaction and the worker is woken by task name once it commits
+(masivo.tenancy.wakeups), so every caller (API, dashboard, CLI) gets the whole action.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,16 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from audiences.membership import cause_list, membership_apply
-from audiences.models import Audience
+from audiences.models import Audience, Recalculation
 from audiences.rules.ast import InvalidRules, Rules, parse_rules
 from masivo.tenancy.errors import Conflict, InvalidInput
 from masivo.tenancy.models import Workspace
+from masivo.tenancy.wakeups import task_wake_on_commit
 
 GRAPH_LOCK_NAMESPACE = 7302  # pg_advisory_xact_lock(namespace, workspace id)
+RECALCULATE_TASK = "audiences.recalculate"  # audiences.tasks.recalculate_audience
+DESCRIPTION_MAX_LENGTH = 5000  # the API and the dashboard form take at most this
+LIST_MEMBERS_CHANGE_MAX = 10_000  # customer ids added or removed by hand in one request
 SCHEDULE_STEP = {
     Audience.Schedule.HOURLY: timedelta(hours=1),
     Audience.Schedule.DAILY: timedelta(days=1),
@@ -111,12 +121,15 @@ def audience_create(*, workspace: Workspace, data: dict, now: datetime | None = 
             audience.save()
     except IntegrityError as error:
         raise Conflict("an audience with this name exists", field="name") from error
+    if kind == Audience.Kind.RULES:
+        _recalculation_request(audience, reason="created")
     return audience
 
 
 @transaction.atomic
 def audience_update(*, audience: Audience, data: dict, now: datetime | None = None) -> Audience:
-    """Changing the rules makes a new version (older running recalculations become no-ops)."""
+    """Changing the rules makes a new version and queues its recalculation (older running
+    recalculations become no-ops)."""
     now = now or timezone.now()
     _lock_graph(audience.workspace_id)
     audience = Audience.objects.select_for_update().get(id=audience.id)
@@ -145,7 +158,36 @@ def audience_update(*, audience: Audience, data: dict, now: datetime | None = No
             audience.save()
     except IntegrityError as error:
         raise Conflict("an audience with this name exists", field="name") from error
+    if audience.version != version_before:
+        _recalculation_request(audience, reason="rules changed")
     return audience
+
+
+def _recalculation_request(audience: Audience, *, reason: str) -> Recalculation:
+    """A queued run of the audience's current version; its worker wakes after commit.
+
+    The row is the record of the work: if the wake-up is lost, audiences.scheduling's sweep
+    re-queues runs left queued.
+    """
+    run = Recalculation.objects.create(
+        workspace_id=audience.workspace_id,
+        audience=audience,
+        version=audience.version,
+        reason=reason,
+    )
+    task_wake_on_commit(RECALCULATE_TASK, workspace_id=run.workspace_id, recalculation_id=run.id)
+    return run
+
+
+@transaction.atomic
+def audience_recalculate_request(*, audience: Audience, reason: str) -> Recalculation:
+    """Recalculate now, for whoever asks: a queued run for the worker (uploaded lists are never
+    recalculated)."""
+    if audience.kind != Audience.Kind.RULES:
+        raise InvalidInput(
+            "an uploaded list is not recalculated: its members are added", field="kind"
+        )
+    return _recalculation_request(audience, reason=reason)
 
 
 @transaction.atomic

@@ -166,10 +166,10 @@ def main() -> None:
 def run_benchmark(args, admin_db_url: str) -> None:
     import psycopg
 
-    from masivo.dashboard.customer_forms import CustomerFilterForm
-    from masivo.dashboard.keyset import Cursor, newest_first_page, newest_first_slice
-    from masivo.dashboard.views.customers import customers_matching
     from masivo.tenancy.context import workspace_scope
+    from masivo.ui.keyset import Cursor, newest_first_page, newest_first_slice
+    from profiles.views.customers import customers_matching
+    from profiles.views.forms import CustomerFilterForm
 
     with psycopg.connect(admin_db_url, autocommit=True) as admin:
         organization = admin.execute(

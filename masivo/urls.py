@@ -24,7 +24,7 @@ urlpatterns = [
     path("", include("masivo.dashboard.urls")),
 ]
 
-handler404 = "masivo.dashboard.errors.not_found"
-handler500 = "masivo.dashboard.errors.server_error"
-handler400 = "masivo.dashboard.errors.bad_request"
-handler403 = "masivo.dashboard.errors.permission_denied"
+handler404 = "masivo.ui.errors.not_found"
+handler500 = "masivo.ui.errors.server_error"
+handler400 = "masivo.ui.errors.bad_request"
+handler403 = "masivo.ui.errors.permission_denied"

@@ -20,10 +20,13 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from masivo.tenancy.context import all_workspaces
 from masivo.tenancy.errors import InvalidInput
 from masivo.tenancy.models import Workspace
+from masivo.tenancy.wakeups import task_wake, task_wake_on_commit
 from profiles import normalize
 from profiles.consent import clean_consent_changes
+from profiles.customer_insert import customer_insert_sql, customer_record_definition
 from profiles.fields import PROFILE_FIELDS, clean_profile_fields
 from profiles.files import (
     CHUNK_BYTES,
@@ -47,6 +50,8 @@ STATS_FIRST_REFRESH = 5000  # rows written; then at every doubling
 MAX_COLUMNS = 200
 MAX_ERRORS_KEPT = 100_000
 STALL_AFTER = timedelta(minutes=5)
+IMPORT_TASK = "profiles.import_customers"  # profiles.tasks.import_customers
+MAX_IMPORT_BYTES = 2 * 1024 * 1024 * 1024  # the API and the dashboard refuse larger files
 MATCH_KEYS = ("external_id", "email")
 _TRUE = {"granted", "yes", "y", "true", "1", "opt-in", "opt_in"}
 _FALSE = {"denied", "no", "n", "false", "0", "opt-out", "opt_out"}
@@ -159,11 +164,7 @@ def customer_import_create(
     )
     customer_import.size_bytes = size
     customer_import.save(update_fields=["size_bytes"])
-    from profiles.tasks import import_customers
-
-    transaction.on_commit(
-        lambda: import_customers.delay(workspace_id=workspace.id, import_id=customer_import.id)
-    )
+    task_wake_on_commit(IMPORT_TASK, workspace_id=workspace.id, import_id=customer_import.id)
     return customer_import
 
 
@@ -308,34 +309,27 @@ def _apply_batch(customer_import: CustomerImport, rows: list[_Row], now: datetim
     return failures
 
 
-_INSERT_CUSTOMERS = """
-INSERT INTO profiles_customer (
-    workspace_id, external_id, email, phone, first_name, last_name, gender, birth_date, country,
-    city, timezone, locale, tier, status, is_anonymous, traits, tags, consent, created_at,
-    updated_at, purchase_count, purchase_total, purchases_30d_count, purchases_30d_total,
-    purchases_month_count, purchases_month_total)
-SELECT %(workspace)s, v.external_id, v.email, v.phone, v.first_name, v.last_name, v.gender,
-       v.birth_date, v.country, v.city, v.timezone, v.locale, v.tier, v.status, false, v.traits,
-       v.tags, v.consent, %(now)s, %(now)s, 0, 0, 0, 0, 0, 0
-  FROM jsonb_to_recordset(%(rows)s::jsonb) AS v(
-       external_id text, email text, phone text, first_name text, last_name text, gender text,
-       birth_date date, country text, city text, timezone text, locale text, tier text,
-       status text, traits jsonb, tags jsonb, consent jsonb)
-RETURNING id, external_id, email
-"""
-_UPDATE_CUSTOMERS = """
+# What an import row sets on a customer (as `_row` writes it); the statements are built from it
+# and the model, so a new column never breaks them (profiles.customer_insert).
+_ROW_COLUMNS = (*PROFILE_FIELDS, "traits", "tags", "consent")
+_INSERT_CUSTOMERS, _INSERT_DEFAULTS = customer_insert_sql(
+    values={
+        "workspace_id": "%(workspace)s",
+        "is_anonymous": "false",
+        "created_at": "%(now)s",
+        "updated_at": "%(now)s",
+        **{column: f"v.{column}" for column in _ROW_COLUMNS},
+    },
+    source=f"jsonb_to_recordset(%(rows)s::jsonb) AS v({customer_record_definition(_ROW_COLUMNS)})",
+    suffix="RETURNING id, external_id, email",
+)
+_UPDATE_CUSTOMERS = f"""
 UPDATE profiles_customer c
-   SET external_id = v.external_id, email = v.email, phone = v.phone,
-       first_name = v.first_name, last_name = v.last_name, gender = v.gender,
-       birth_date = v.birth_date, country = v.country, city = v.city, timezone = v.timezone,
-       locale = v.locale, tier = v.tier, status = v.status, traits = v.traits, tags = v.tags,
-       consent = v.consent, updated_at = %(now)s
-  FROM jsonb_to_recordset(%(rows)s::jsonb) AS v(
-       id bigint, external_id text, email text, phone text, first_name text, last_name text,
-       gender text, birth_date date, country text, city text, timezone text, locale text, tier text,
-       status text, traits jsonb, tags jsonb, consent jsonb)
+   SET {", ".join(f"{column} = v.{column}" for column in _ROW_COLUMNS)}, updated_at = %(now)s
+  FROM jsonb_to_recordset(%(rows)s::jsonb)
+       AS v(id bigint, {customer_record_definition(_ROW_COLUMNS)})
  WHERE c.workspace_id = %(workspace)s AND c.id = v.id
-"""
+"""  # noqa: S608 (column names from the model; every value is a parameter)
 
 
 def _row(customer: Customer) -> dict:
@@ -351,9 +345,8 @@ def _write_customers(workspace_id: int, to_create: list, to_update: list, now) -
     params = {"workspace": workspace_id, "now": now}
     with connection.cursor() as cursor:
         if to_create:
-            cursor.execute(
-                _INSERT_CUSTOMERS, params | {"rows": json.dumps([_row(c) for c in to_create])}
-            )
+            rows = json.dumps([_row(c) for c in to_create])
+            cursor.execute(_INSERT_CUSTOMERS, _INSERT_DEFAULTS | params | {"rows": rows})
             # Pair the new ids by the batch's match keys (unique within a batch).
             ids = {}
             for new_id, external_id, email in cursor.fetchall():
@@ -399,6 +392,34 @@ def customer_import_claim(*, customer_import: CustomerImport, now: datetime | No
         status=CustomerImport.Status.RUNNING, heartbeat_at=now, started_at=now
     )
     return claimed == 1
+
+
+def customer_import_process(*, customer_import: CustomerImport) -> None:
+    """The worker's whole job for one import: claim it, then run it from its checkpoint.
+
+    Does nothing if it is finished or another worker holds it (safe to wake twice).
+    """
+    if customer_import_claim(customer_import=customer_import):
+        customer_import.refresh_from_db()
+        customer_import_run(customer_import=customer_import)
+
+
+def customer_imports_resume_stalled(*, now: datetime | None = None) -> int:
+    """Beat, across workspaces: wake again imports never picked up or whose worker went silent
+    for STALL_AFTER. Returns how many were woken."""
+    cutoff = (now or timezone.now()) - STALL_AFTER
+    with all_workspaces(reason="beat: find stalled customer imports in every workspace"):
+        stalled = list(
+            CustomerImport.objects.filter(
+                status__in=[CustomerImport.Status.QUEUED, CustomerImport.Status.RUNNING],
+                created_at__lt=cutoff,
+            )
+            .exclude(heartbeat_at__gte=cutoff)
+            .values_list("workspace_id", "id")
+        )
+    for workspace_id, import_id in stalled:
+        task_wake(IMPORT_TASK, workspace_id=workspace_id, import_id=import_id)
+    return len(stalled)
 
 
 def customer_import_run(*, customer_import: CustomerImport, batch_rows: int = BATCH_ROWS) -> None:

@@ -10,32 +10,31 @@ is the outbox that a periodic sweep re-queues if that message is lost.
 from __future__ import annotations
 
 import json
-import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from celery import current_app
 from django.db import connection, transaction
 from django.utils import timezone
-from kombu.exceptions import KombuError
-from redis.exceptions import RedisError
 
 from masivo.tenancy.errors import ServiceError
 from masivo.tenancy.models import Workspace
+from masivo.tenancy.wakeups import task_wake
+from profiles.customer_insert import customer_insert_sql
 from profiles.fields import split_segment_traits
 from profiles.models import Customer, Identity
 from profiles.services.customers import customers_merge, identifier_hash
 from profiles.services.settings import profile_settings_get
 
-logger = logging.getLogger(__name__)
-
 PIPELINE_TASK = "masivo.pipeline.process_events"
 
 
 @dataclass
-class Message:
-    """One validated event, whatever API it came through."""
+class TrackedMessage:
+    """One validated tracking message (track, identify, alias…), whatever API it came through.
+
+    (Not a message sent to a customer: that is messaging's `Message`.)
+    """
 
     index: int
     type: str
@@ -75,17 +74,17 @@ class BatchResult:
     warnings: list[str] = field(default_factory=list)
 
 
-_CUSTOMER_INSERT = """
-INSERT INTO profiles_customer (
-    workspace_id, external_id, email, phone, first_name, last_name, gender, birth_date, country,
-    city, timezone, locale, tier, status, is_anonymous, tags, traits, consent, created_at,
-    updated_at, purchase_count, purchase_total, purchases_30d_count, purchases_30d_total,
-    purchases_month_count, purchases_month_total)
-SELECT %(workspace)s, external_id, NULL, NULL, '', '', '', NULL, '', '', '', '', '', 'active',
-       false, '{}', '{}', '{}', %(now)s, %(now)s, 0, 0, 0, 0, 0, 0
-  FROM unnest(%(external_ids)s::text[]) AS external_id
-ON CONFLICT (workspace_id, external_id) WHERE external_id IS NOT NULL DO NOTHING
-"""
+# New customers named by user id; every other column takes its model default.
+_CUSTOMER_INSERT, _CUSTOMER_INSERT_DEFAULTS = customer_insert_sql(
+    values={
+        "workspace_id": "%(workspace)s",
+        "external_id": "external_id",
+        "created_at": "%(now)s",
+        "updated_at": "%(now)s",
+    },
+    source="unnest(%(external_ids)s::text[]) AS external_id",
+    suffix="ON CONFLICT (workspace_id, external_id) WHERE external_id IS NOT NULL DO NOTHING",
+)
 
 _EVENT_INSERT = """
 INSERT INTO profiles_event (
@@ -141,7 +140,9 @@ def _fetch_pairs(sql: str, params) -> dict:
 class _Batch:
     """The state of one batch while it is being written."""
 
-    def __init__(self, workspace: Workspace, messages: list[Message], source: str, now: datetime):
+    def __init__(
+        self, workspace: Workspace, messages: list[TrackedMessage], source: str, now: datetime
+    ):
         self.workspace = workspace
         self.messages = messages
         self.source = source
@@ -152,6 +153,28 @@ class _Batch:
         self.shared_anonymous_ids: set[str] = set()
 
     # -- filtering ------------------------------------------------------------------------
+
+    def drop_unknown_customers(self) -> None:
+        """A customer id named by the caller must be one of this workspace's customers: an id
+        from another workspace is refused exactly like one that does not exist."""
+        named = sorted({m.customer_id for m in self.messages if m.customer_id is not None})
+        if not named:
+            return
+        known = set(
+            _fetch_pairs(
+                "SELECT id, 1 FROM profiles_customer WHERE workspace_id = %s AND id = ANY(%s)",
+                [self.workspace.id, named],
+            )
+        )
+        kept = []
+        for message in self.messages:
+            if message.customer_id is None or message.customer_id in known:
+                kept.append(message)
+            else:
+                self.result.rejected.append(
+                    Rejection(message.index, "no such customer", field="customer_id")
+                )
+        self.messages = kept
 
     def drop_duplicates(self) -> None:
         seen, unique = set(), []
@@ -221,7 +244,8 @@ class _Batch:
             with connection.cursor() as cursor:
                 cursor.execute(
                     _CUSTOMER_INSERT,
-                    {"workspace": self.workspace.id, "now": self.now, "external_ids": missing},
+                    _CUSTOMER_INSERT_DEFAULTS
+                    | {"workspace": self.workspace.id, "now": self.now, "external_ids": missing},
                 )
             self.customer_by_user |= _fetch_pairs(
                 _CUSTOMER_LOOKUP, {"values": missing, "workspace": self.workspace.id}
@@ -334,7 +358,7 @@ class _Batch:
                         ids[value] = winner_id
 
     def apply_traits(self) -> None:
-        updates: dict[int, list[Message]] = defaultdict(list)
+        updates: dict[int, list[TrackedMessage]] = defaultdict(list)
         for message in self.messages:
             if message.type == "identify" and message.user_id and message.traits:
                 updates[self.customer_by_user[message.user_id]].append(message)
@@ -437,11 +461,16 @@ class _Batch:
 
 
 def ingest_batch(
-    *, workspace: Workspace, messages: list[Message], source: str, now: datetime | None = None
+    *,
+    workspace: Workspace,
+    messages: list[TrackedMessage],
+    source: str,
+    now: datetime | None = None,
 ) -> BatchResult:
     """Store a batch in one transaction; answers only once it is committed."""
     batch = _Batch(workspace, messages, source, now or timezone.now())
     with transaction.atomic():
+        batch.drop_unknown_customers()
         batch.drop_duplicates()
         batch.drop_erased()
         batch.resolve_users()
@@ -459,7 +488,4 @@ def ingest_batch(
 
 def queue_follow_up(*, workspace_id: int) -> None:
     """Wake the pipeline. If the broker is down the events wait for the sweep, never lost."""
-    try:
-        current_app.send_task(PIPELINE_TASK, kwargs={"workspace_id": workspace_id})
-    except (KombuError, RedisError, OSError) as error:
-        logger.warning("follow-up not queued (the sweep will pick it up): %s", error)
+    task_wake(PIPELINE_TASK, workspace_id=workspace_id)

@@ -8,7 +8,15 @@ from django.db.models import Q, QuerySet
 from django.forms.models import model_to_dict
 
 import profiles.lookups  # noqa: F401 (registers the prefix lookups)
-from profiles.models import ConsentChange, Customer, CustomerMerge, Device, Event, Identity
+from profiles.models import (
+    ConsentChange,
+    Customer,
+    CustomerImport,
+    CustomerMerge,
+    Device,
+    Event,
+    Identity,
+)
 
 
 def customers_list(
@@ -50,6 +58,20 @@ def events_list(*, name: str | None = None, since: datetime | None = None) -> Qu
     if since:
         events = events.filter(occurred_at__gte=since)
     return events
+
+
+def customer_identities(*, customer: Customer) -> QuerySet[Identity]:
+    return Identity.objects.filter(customer_id=customer.id).order_by("kind", "created_at", "id")
+
+
+def customer_devices(*, customer: Customer) -> QuerySet[Device]:
+    """Most recently updated first."""
+    return Device.objects.filter(customer_id=customer.id).order_by("-updated_at", "-id")
+
+
+def customer_imports_list() -> QuerySet[CustomerImport]:
+    """The workspace's customer imports, newest first."""
+    return CustomerImport.objects.order_by("-created_at", "-id")
 
 
 def consent_history(*, customer: Customer, limit: int = 100) -> list[ConsentChange]:

@@ -1,4 +1,4 @@
-"""Parsing of Segment-spec messages (and the native events API) into validated `Message`s.
+"""Parsing of Segment-spec messages (and the native events API) into validated `TrackedMessage`s.
 
 Outcomes are documented in docs/api.md ("Tracking API"): a message that breaks a rule is
 rejected with its index and a reason naming the field; the rest of its batch is stored.
@@ -15,7 +15,7 @@ from django.utils.dateparse import parse_datetime
 
 from masivo.tenancy.errors import InvalidInput
 from profiles import normalize
-from profiles.ingestion import Message, Rejection
+from profiles.ingestion import Rejection, TrackedMessage
 
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
@@ -86,8 +86,8 @@ def occurred_at(item: dict, *, received_at: datetime, context: dict) -> datetime
 
 def parse_segment_message(
     item: Any, *, index: int, kind: str | None, batch_context: dict, received_at: datetime
-) -> Message:
-    """One Segment message → Message, or InvalidInput naming the field."""
+) -> TrackedMessage:
+    """One Segment message → TrackedMessage, or InvalidInput naming the field."""
     if not isinstance(item, dict):
         raise InvalidInput("each message must be a JSON object")
     size = len(json.dumps(item, default=str).encode())
@@ -127,7 +127,7 @@ def parse_segment_message(
         if kind == "alias":
             properties = {"previousId": previous_id}
     message_id = _id(item.get("messageId"), field="messageId") or f"masivo-{uuid.uuid4()}"
-    return Message(
+    return TrackedMessage(
         index=index,
         type=kind,
         name=name,
@@ -144,7 +144,7 @@ def parse_segment_message(
 
 def parse_segment_batch(
     items: list, *, kind: str | None, batch_context: dict, received_at: datetime
-) -> tuple[list[Message], list[Rejection]]:
+) -> tuple[list[TrackedMessage], list[Rejection]]:
     messages, rejected = [], []
     for index, item in enumerate(items):
         try:
@@ -178,8 +178,8 @@ NATIVE_EVENT_FIELDS = {
 }  # fmt: skip
 
 
-def parse_native_event(item: Any, *, index: int, received_at: datetime) -> Message:
-    """One event of POST /api/v1/events → Message (a track), or InvalidInput naming the field."""
+def parse_native_event(item: Any, *, index: int, received_at: datetime) -> TrackedMessage:
+    """One event of POST /api/v1/events → a track message, or InvalidInput naming the field."""
     if not isinstance(item, dict):
         raise InvalidInput("each event must be a JSON object")
     unknown = sorted(set(item) - NATIVE_EVENT_FIELDS)
@@ -212,7 +212,7 @@ def parse_native_event(item: Any, *, index: int, received_at: datetime) -> Messa
         )
     except InvalidInput as error:
         raise InvalidInput(error.message, field="occurred_at") from error
-    return Message(
+    return TrackedMessage(
         index=index,
         type="track",
         name=name,

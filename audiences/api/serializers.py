@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from audiences.models import Audience, ListUpload, MembershipChange, Recalculation
+from audiences.services import DESCRIPTION_MAX_LENGTH, LIST_MEMBERS_CHANGE_MAX
 
 
 class AudienceOut(serializers.ModelSerializer):
@@ -15,7 +16,9 @@ class AudienceOut(serializers.ModelSerializer):
 
 class AudienceIn(serializers.Serializer):
     name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    description = serializers.CharField(
+        required=False, allow_blank=True, max_length=DESCRIPTION_MAX_LENGTH
+    )
     kind = serializers.ChoiceField(Audience.Kind.choices, default=Audience.Kind.RULES)
     rules = serializers.JSONField(required=False, help_text="the rule document (docs/audiences.md)")
     schedule = serializers.ChoiceField(Audience.Schedule.choices, required=False)
@@ -34,9 +37,11 @@ class AudienceMemberOut(serializers.Serializer):
 
 
 class MembersChangeIn(serializers.Serializer):
-    add = serializers.ListField(child=serializers.IntegerField(), required=False, max_length=10000)
+    add = serializers.ListField(
+        child=serializers.IntegerField(), required=False, max_length=LIST_MEMBERS_CHANGE_MAX
+    )
     remove = serializers.ListField(
-        child=serializers.IntegerField(), required=False, max_length=10000
+        child=serializers.IntegerField(), required=False, max_length=LIST_MEMBERS_CHANGE_MAX
     )
 
 

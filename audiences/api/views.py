@@ -16,8 +16,6 @@ from audiences import selectors, services
 from audiences.api import serializers as s
 from audiences.lists import list_upload_create, list_upload_problems_csv
 from audiences.models import Audience, ListUpload, Membership, Recalculation
-from audiences.recalculation import recalculation_queue
-from audiences.tasks import queue_on_commit
 from masivo.feeds.selectors import BEGINNING, FeedPosition
 from masivo.tenancy.api.views import WorkspaceAPIView
 from profiles.models import Customer
@@ -69,8 +67,6 @@ class AudienceListView(WorkspaceAPIView):
             audience = services.audience_create(workspace=self.workspace, data=data)
         except services.RulesError as error:
             return _rules_error_response(error)
-        if audience.kind == Audience.Kind.RULES:
-            queue_on_commit(recalculation_queue(audience=audience, reason="created"))
         return Response(s.AudienceOut(audience).data, status=status.HTTP_201_CREATED)
 
 
@@ -89,8 +85,6 @@ class AudienceDetailView(AudienceScopedView):
             updated = services.audience_update(audience=audience, data=data)
         except services.RulesError as error:
             return _rules_error_response(error)
-        if updated.version != audience.version:
-            queue_on_commit(recalculation_queue(audience=updated, reason="rules changed"))
         return Response(s.AudienceOut(updated).data)
 
     @extend_schema(request=None, responses={204: None}, summary="Delete (refused while referenced)")
@@ -216,11 +210,7 @@ class AudienceRecalculateView(AudienceScopedView):
 
     @extend_schema(request=None, responses={202: s.RecalculationOut}, summary="Recalculate now")
     def post(self, request, id):
-        audience = self.get_object()
-        if audience.kind != Audience.Kind.RULES:
-            raise exceptions.ValidationError({"kind": ["an uploaded list is not recalculated"]})
-        run = recalculation_queue(audience=audience, reason="requested")
-        queue_on_commit(run)
+        run = services.audience_recalculate_request(audience=self.get_object(), reason="requested")
         return Response(s.RecalculationOut(run).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses=s.RecalculationOut(many=True), summary="Recent recalculations")

@@ -1,9 +1,8 @@
 """Audiences: the list with size sparklines, the detail page (rules, recalculations with live
 progress, members, the change feed), list members by hand, and delete.
 
-Creating and editing (the rule builder) is in audience_editor.py; explanations in
-audience_explain.py. Every write goes through audiences.services and audiences.recalculation,
-as the API's do.
+Creating and editing (the rule builder) is in editor.py; explanations in explain.py. Reads go
+through audiences.selectors and every write through audiences.services, as the API's do.
 """
 
 from __future__ import annotations
@@ -16,17 +15,14 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from audiences import selectors, services
 from audiences.models import Audience, Recalculation
-from audiences.recalculation import recalculation_queue
-from audiences.tasks import queue_on_commit
-from masivo.dashboard.audience_display import duration_text, rule_lines, rules_json, sparkline
-from masivo.dashboard.audience_forms import ListMembersForm, WhyForm
-from masivo.dashboard.decorators import workspace_view
-from masivo.dashboard.errors import permission_denied
-from masivo.dashboard.forms import add_service_error, as_sentence
-from masivo.dashboard.views.customers import dashboard_source
-from masivo.dashboard.views.sections import SECTIONS
+from audiences.views.display import duration_text, rule_lines, rules_json, sparkline
+from audiences.views.forms import ListMembersForm, WhyForm
 from masivo.tenancy.errors import ServiceError
 from masivo.tenancy.roles import Permission
+from masivo.ui.decorators import workspace_view
+from masivo.ui.errors import permission_denied
+from masivo.ui.forms import add_service_error, as_sentence
+from masivo.ui.pages import Section, dashboard_source
 from profiles import selectors as profile_selectors
 
 MEMBERS_PAGE_SIZE = 25
@@ -38,12 +34,21 @@ FINISHED = (
     Recalculation.Status.FAILED,
     Recalculation.Status.SKIPPED,
 )
-# A change's source as written by a dashboard edit (MembershipChange.source holds 16 characters).
+AUDIENCES_SECTION = Section(
+    name="audiences",
+    title="Audiences",
+    lead="Segments built from rules on traits and events, or from uploaded lists.",
+    empty_title="No audiences yet",
+    empty_text=(
+        "Audiences will appear here once you define one with rules on traits and events "
+        "or upload a list of customers."
+    ),
+)
 
 
 def audience_or_404(audience_id: int) -> Audience:
     # Scoped to the workspace in context: another workspace's audience is a 404.
-    return get_object_or_404(Audience.objects.all(), id=audience_id)
+    return get_object_or_404(selectors.audiences_list(), id=audience_id)
 
 
 def detail_url(request, audience: Audience, anchor: str = "") -> str:
@@ -57,7 +62,7 @@ def detail_url(request, audience: Audience, anchor: str = "") -> str:
 @require_safe
 @workspace_view(permission=Permission.READ)
 def audiences_list(request):
-    audiences = list(Audience.objects.order_by("name", "id").defer("rules", "description"))
+    audiences = list(selectors.audiences_list().defer("rules", "description"))
     history = selectors.audience_size_history(
         workspace=request.workspace,
         audience_ids=[audience.id for audience in audiences],
@@ -71,8 +76,8 @@ def audiences_list(request):
         }
         for audience in audiences
     ]
-    context = {"rows": rows, "section": SECTIONS["audiences"], "active_section": "audiences"}
-    return render(request, "dashboard/audiences/list.html", context)
+    context = {"rows": rows, "section": AUDIENCES_SECTION, "active_section": "audiences"}
+    return render(request, "audiences/list.html", context)
 
 
 # -- the detail page ---------------------------------------------------------------------------
@@ -136,7 +141,7 @@ def detail_page(
         **_members_page(request, audience),
     }
     if audience.kind == Audience.Kind.RULES:
-        names = dict(Audience.objects.filter(id__in=audience.depends_on).values_list("id", "name"))
+        names = selectors.audience_names(ids=audience.depends_on)
         history = selectors.audience_size_history(
             workspace=request.workspace, audience_ids=[audience.id], runs=SPARKLINE_RUNS
         )
@@ -148,7 +153,7 @@ def detail_page(
             if len(history[audience.id]) > 1
             else None,
         }
-    return render(request, "dashboard/audiences/detail.html", context, status=status)
+    return render(request, "audiences/detail.html", context, status=status)
 
 
 @require_safe
@@ -165,14 +170,14 @@ def audience_detail(request, audience_id: int):
 def audience_recalculate(request, audience_id: int):
     """Queue a run (as the API does). An htmx request gets the progress panel, which polls."""
     audience = audience_or_404(audience_id)
-    if audience.kind != Audience.Kind.RULES:
-        messages.error(request, "An uploaded list is not recalculated: its members are added.")
+    try:
+        run = services.audience_recalculate_request(audience=audience, reason="requested")
+    except ServiceError as error:
+        messages.error(request, as_sentence(error.message) + ".")
         return redirect(detail_url(request, audience))
-    run = recalculation_queue(audience=audience, reason="requested")
-    queue_on_commit(run)
     if request.htmx:
         context = {"audience": audience, **progress_context(run)}
-        return render(request, "dashboard/audiences/_recalculation.html", context)
+        return render(request, "audiences/_recalculation.html", context)
     messages.success(request, "Recalculation queued.")
     return redirect(detail_url(request, audience, "recalculation"))
 
@@ -183,9 +188,9 @@ def audience_recalculation_progress(request, audience_id: int, run_id: int):
     """The progress panel alone, polled by htmx until the run finishes; then the whole page
     reloads (HX-Refresh) to show the new size, history, members and changes."""
     audience = audience_or_404(audience_id)
-    run = get_object_or_404(Recalculation.objects.filter(audience=audience), id=run_id)
+    run = get_object_or_404(selectors.recalculations_list(audience=audience), id=run_id)
     context = {"audience": audience, **progress_context(run)}
-    response = render(request, "dashboard/audiences/_recalculation.html", context)
+    response = render(request, "audiences/_recalculation.html", context)
     if request.htmx and context["is_finished"]:
         response["HX-Refresh"] = "true"
     return response
@@ -236,11 +241,11 @@ def audience_delete(request, audience_id: int):
     audience = audience_or_404(audience_id)
     context = {"audience": audience, "active_section": "audiences"}
     if request.method != "POST":
-        return render(request, "dashboard/audiences/delete.html", context)
+        return render(request, "audiences/delete.html", context)
     try:
         services.audience_delete(audience=audience)
     except ServiceError as error:
         context["error"] = as_sentence(error.message)
-        return render(request, "dashboard/audiences/delete.html", context, status=error.status)
+        return render(request, "audiences/delete.html", context, status=error.status)
     messages.success(request, f"Deleted the audience “{audience.name}”.")
     return redirect("dashboard:audiences", workspace_id=request.workspace.id)

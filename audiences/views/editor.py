@@ -13,26 +13,25 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from audiences import selectors, services
 from audiences.models import Audience
-from audiences.recalculation import recalculation_queue
-from audiences.tasks import queue_on_commit
-from masivo.dashboard.audience_display import builder_options
-from masivo.dashboard.audience_forms import AudienceForm, parsed_rules
-from masivo.dashboard.decorators import workspace_view
-from masivo.dashboard.errors import permission_denied
-from masivo.dashboard.forms import add_service_error, as_sentence
-from masivo.dashboard.views.audiences import audience_or_404
+from audiences.views.audiences import audience_or_404
+from audiences.views.display import builder_options
+from audiences.views.forms import AudienceForm, parsed_rules
 from masivo.tenancy.errors import ServiceError
 from masivo.tenancy.roles import Permission
-
-EVENT_NAME_MAX = 200
+from masivo.ui.decorators import workspace_view
+from masivo.ui.errors import permission_denied
+from masivo.ui.forms import add_service_error, as_sentence
+from profiles.tracking import MAX_EVENT_NAME_LENGTH
 
 
 def _options(request, audience: Audience | None) -> str:
-    others = Audience.objects.exclude(id=audience.id) if audience else Audience.objects.all()
+    others = selectors.audiences_list()
+    if audience is not None:
+        others = others.exclude(id=audience.id)
     options = builder_options(
         keys_seen=selectors.profile_keys_seen(workspace=request.workspace),
         event_names=selectors.event_names_seen(workspace=request.workspace),
-        audiences=list(others.order_by("name").values("id", "name")),
+        audiences=list(others.values("id", "name")),
         event_properties_url=reverse(
             "dashboard:audience_event_properties", args=[request.workspace.id]
         ),
@@ -56,7 +55,7 @@ def _editor_page(
         "builder_options": _options(request, audience),
         "active_section": "audiences",
     }
-    return render(request, "dashboard/audiences/edit.html", context, status=status)
+    return render(request, "audiences/edit.html", context, status=status)
 
 
 def _refused(request, form, error: ServiceError, *, audience=None):
@@ -83,8 +82,6 @@ def audience_create(request):
         audience = services.audience_create(workspace=request.workspace, data=form.cleaned_data)
     except ServiceError as error:
         return _refused(request, form, error)
-    if audience.kind == Audience.Kind.RULES:
-        queue_on_commit(recalculation_queue(audience=audience, reason="created"))
     return redirect("dashboard:audience_detail", request.workspace.id, audience.id)
 
 
@@ -100,11 +97,9 @@ def audience_edit(request, audience_id: int):
     if not form.is_valid():
         return _editor_page(request, form, audience=audience, status=400)
     try:
-        updated = services.audience_update(audience=audience, data=form.changes())
+        services.audience_update(audience=audience, data=form.changes())
     except ServiceError as error:
         return _refused(request, form, error, audience=audience)
-    if updated.version != audience.version:
-        queue_on_commit(recalculation_queue(audience=updated, reason="rules changed"))
     return redirect("dashboard:audience_detail", request.workspace.id, audience.id)
 
 
@@ -127,14 +122,14 @@ def audience_preview(request):
         context["rule_errors"] = error.errors
     except selectors.PreviewTooSlow as error:
         context["problem"] = as_sentence(error.message) + "."
-    return render(request, "dashboard/audiences/_preview.html", context)
+    return render(request, "audiences/_preview.html", context)
 
 
 @require_safe
 @workspace_view(permission=Permission.READ)
 def audience_event_properties(request):
     """Property paths seen on recent events of one name, for the builder's property picker."""
-    name = request.GET.get("name", "")[:EVENT_NAME_MAX]
+    name = request.GET.get("name", "")[:MAX_EVENT_NAME_LENGTH]
     paths = (
         selectors.event_property_paths_seen(workspace=request.workspace, name=name) if name else []
     )

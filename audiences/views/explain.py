@@ -8,11 +8,11 @@ from django.views.decorators.http import require_safe
 
 from audiences import selectors
 from audiences.models import Audience
-from masivo.dashboard.audience_display import rule_lines
-from masivo.dashboard.audience_forms import WhyForm
-from masivo.dashboard.decorators import workspace_view
-from masivo.dashboard.views.audiences import audience_or_404, detail_page
+from audiences.views.audiences import audience_or_404, detail_page
+from audiences.views.display import rule_lines
+from audiences.views.forms import WhyForm
 from masivo.tenancy.roles import Permission
+from masivo.ui.decorators import workspace_view
 from profiles import selectors as profile_selectors
 from profiles.models import Customer
 
@@ -56,6 +56,6 @@ def audience_explain(request, audience_id: int, customer_id: int):
         "active_section": "audiences",
     }
     if audience.kind == Audience.Kind.RULES:
-        names = dict(Audience.objects.filter(id__in=audience.depends_on).values_list("id", "name"))
+        names = selectors.audience_names(ids=audience.depends_on)
         context["tree"] = rule_lines(audience.rules["root"], names, explained["explanation"])
-    return render(request, "dashboard/audiences/explain.html", context)
+    return render(request, "audiences/explain.html", context)

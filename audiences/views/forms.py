@@ -1,4 +1,5 @@
-"""Audience forms: the create/edit form (its rules as JSON text), list members, "Why?" lookups.
+"""Audience forms: the create/edit form (its rules as JSON text), list members, list uploads,
+"Why?" lookups.
 
 They check shapes only; audiences.services owns every rule about audiences.
 """
@@ -8,10 +9,9 @@ import re
 
 from django import forms
 
-from audiences.models import Audience
-from masivo.dashboard.audience_display import rules_json
-
-MAX_LIST_CHANGE = 10_000  # as the API's members endpoint
+from audiences.models import Audience, ListUpload
+from audiences.services import DESCRIPTION_MAX_LENGTH, LIST_MEMBERS_CHANGE_MAX
+from audiences.views.display import rules_json
 
 
 def parsed_rules(text: str):
@@ -28,7 +28,7 @@ class AudienceForm(forms.Form):
     name = forms.CharField(max_length=200)
     description = forms.CharField(
         required=False,
-        max_length=5000,
+        max_length=DESCRIPTION_MAX_LENGTH,
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Optional: what the audience is for.",
     )
@@ -110,8 +110,8 @@ def _customer_ids(text: str) -> list[int]:
     bad = [token for token in tokens if not token.isdigit()]
     if bad:
         raise forms.ValidationError(f"“{bad[0][:40]}” is not a customer id (a whole number).")
-    if len(tokens) > MAX_LIST_CHANGE:
-        raise forms.ValidationError(f"At most {MAX_LIST_CHANGE:,} ids at a time.")
+    if len(tokens) > LIST_MEMBERS_CHANGE_MAX:
+        raise forms.ValidationError(f"At most {LIST_MEMBERS_CHANGE_MAX:,} ids at a time.")
     return sorted({int(token) for token in tokens})
 
 
@@ -137,4 +137,25 @@ class WhyForm(forms.Form):
         max_length=254,
         label="Customer id or email",
         widget=forms.TextInput(attrs={"placeholder": "Customer id or email"}),
+    )
+
+
+class ListUploadForm(forms.Form):
+    """Shapes only: audiences.lists decides what a file and its options may be."""
+
+    file = forms.FileField(
+        label="CSV file",
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
+        help_text="UTF-8, one identifier per row. A first row naming the identifier is a header.",
+        error_messages={"required": "Choose a CSV file to upload."},
+    )
+    identifier = forms.ChoiceField(
+        label="The file holds",
+        choices=ListUpload.Identifier.choices,
+        initial=ListUpload.Identifier.EMAIL,
+    )
+    create_missing = forms.BooleanField(
+        label="Create missing customers",
+        required=False,
+        help_text="For external ids and emails: a value that matches no one becomes a customer.",
     )

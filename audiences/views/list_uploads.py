@@ -3,48 +3,28 @@ uploads shown on the audience page. The same service as the API (audiences.lists
 
 from __future__ import annotations
 
-from django import forms
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_safe
 
+from audiences import selectors
 from audiences.lists import list_upload_create, list_upload_problems_csv
 from audiences.models import Audience, ListUpload
-from masivo.dashboard.decorators import workspace_view
-from masivo.dashboard.forms import add_service_error
-from masivo.dashboard.views.audiences import audience_or_404
-from masivo.dashboard.views.customers import dashboard_source
+from audiences.views.audiences import audience_or_404
+from audiences.views.forms import ListUploadForm
 from masivo.tenancy.errors import ServiceError
 from masivo.tenancy.roles import Permission
+from masivo.ui.decorators import workspace_view
+from masivo.ui.forms import add_service_error
+from masivo.ui.pages import dashboard_source
 
 UPLOADS_SHOWN = 20
 UPLOADS_SHOWN_ON_AUDIENCE = 5
 FINISHED = (ListUpload.Status.SUCCEEDED, ListUpload.Status.FAILED)
 
 
-class ListUploadForm(forms.Form):
-    """Shapes only: audiences.lists decides what a file and its options may be."""
-
-    file = forms.FileField(
-        label="CSV file",
-        widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
-        help_text="UTF-8, one identifier per row. A first row naming the identifier is a header.",
-        error_messages={"required": "Choose a CSV file to upload."},
-    )
-    identifier = forms.ChoiceField(
-        label="The file holds",
-        choices=ListUpload.Identifier.choices,
-        initial=ListUpload.Identifier.EMAIL,
-    )
-    create_missing = forms.BooleanField(
-        label="Create missing customers",
-        required=False,
-        help_text="For external ids and emails: a value that matches no one becomes a customer.",
-    )
-
-
 def _recent_uploads(audience: Audience, limit: int) -> list[ListUpload]:
-    return list(ListUpload.objects.filter(audience=audience).order_by("-created_at", "-id")[:limit])
+    return list(selectors.list_uploads_list(audience=audience)[:limit])
 
 
 def _upload_page(request, audience: Audience, form: ListUploadForm, status: int = 200):
@@ -54,7 +34,7 @@ def _upload_page(request, audience: Audience, form: ListUploadForm, status: int 
         "uploads": _recent_uploads(audience, UPLOADS_SHOWN),
         "active_section": "audiences",
     }
-    return render(request, "dashboard/audiences/list_upload_form.html", context, status=status)
+    return render(request, "audiences/list_upload_form.html", context, status=status)
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -97,14 +77,15 @@ def list_uploads_recent(request, audience_id: int):
         "audience": audience,
         "uploads": _recent_uploads(audience, UPLOADS_SHOWN_ON_AUDIENCE),
     }
-    return render(request, "dashboard/audiences/_list_upload_recent.html", context)
+    return render(request, "audiences/_list_upload_recent.html", context)
 
 
 def _upload_or_404(audience_id: int, upload_id: int) -> tuple[Audience, ListUpload]:
     # Both lookups are scoped to the workspace in context; the upload must also be this
     # audience's, so another audience's (or workspace's) upload is a 404.
     audience = audience_or_404(audience_id)
-    return audience, get_object_or_404(ListUpload.objects.filter(audience=audience), id=upload_id)
+    uploads = selectors.list_uploads_list(audience=audience)
+    return audience, get_object_or_404(uploads, id=upload_id)
 
 
 def _progress_context(list_upload: ListUpload) -> dict:
@@ -121,7 +102,7 @@ def _progress_context(list_upload: ListUpload) -> dict:
 def list_upload_detail(request, audience_id: int, upload_id: int):
     audience, list_upload = _upload_or_404(audience_id, upload_id)
     context = _progress_context(list_upload) | {"audience": audience, "active_section": "audiences"}
-    return render(request, "dashboard/audiences/list_upload_detail.html", context)
+    return render(request, "audiences/list_upload_detail.html", context)
 
 
 @require_safe
@@ -130,7 +111,7 @@ def list_upload_progress(request, audience_id: int, upload_id: int):
     """The progress panel alone, polled by htmx every second until the upload finishes."""
     audience, list_upload = _upload_or_404(audience_id, upload_id)
     context = _progress_context(list_upload) | {"audience": audience}
-    return render(request, "dashboard/audiences/_list_upload_progress.html", context)
+    return render(request, "audiences/_list_upload_progress.html", context)
 
 
 @require_safe

@@ -1,4 +1,4 @@
-"""Dashboard forms. They check shapes only; the services own every rule."""
+"""The shell's forms (sign-in, settings). They check shapes only; the services own every rule."""
 
 import zoneinfo
 from functools import cache
@@ -8,7 +8,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm, UsernameField
 
 from masivo.dashboard.login_throttle import normalize_username
-from masivo.tenancy.errors import ServiceError
 from masivo.tenancy.models import ApiKey
 from masivo.tenancy.roles import Role
 
@@ -16,19 +15,6 @@ from masivo.tenancy.roles import Role
 @cache
 def timezone_choices() -> list[tuple[str, str]]:
     return [(name, name) for name in sorted(zoneinfo.available_timezones())]
-
-
-def as_sentence(message: str) -> str:
-    """Services word errors in lower case; start with a capital unless that would change a
-    value (an email address, a quoted name)."""
-    first_word = message.split(" ", 1)[0]
-    return message[:1].upper() + message[1:] if first_word.isalpha() else message
-
-
-def add_service_error(form: forms.Form, error: ServiceError) -> None:
-    """Show a service's refusal on the field it names, or on the whole form."""
-    field = error.field if error.field in form.fields else None
-    form.add_error(field, as_sentence(error.message))
 
 
 class LoginForm(AuthenticationForm):

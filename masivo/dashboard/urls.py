@@ -1,29 +1,34 @@
+"""The dashboard's URLs: the shell's own pages, and each app's pages wired in (every app owns
+its pages in `<app>/views/`; this is the one place that knows them all)."""
+
 from django.urls import include, path
 
-from masivo.dashboard.views import (
-    api_keys,
-    audience_editor,
-    audience_explain,
-    audiences,
-    customers,
-    home,
-    imports,
-    list_uploads,
-    members,
-    sections,
-    workspace_settings,
-)
+from audiences.views import audiences, list_uploads
+from audiences.views import editor as audience_editor
+from audiences.views import explain as audience_explain
+from audiences.views.customers import customer_audiences_panel
+from masivo.dashboard.views import api_keys, home, members, sections, workspace_settings
+from profiles.views import customers, imports
 
 app_name = "dashboard"
+
+# Sections of the customer profile page that higher layers contribute (profiles.views.customers).
+PROFILE_PAGE = {"panels": (customer_audiences_panel,)}
 
 workspace_pages = [
     path("", home.overview, name="overview"),
     path("customers/", customers.customers_list, name="customers"),
-    path("customers/<int:customer_id>/", customers.customer_detail, name="customer_detail"),
+    path(
+        "customers/<int:customer_id>/",
+        customers.customer_detail,
+        PROFILE_PAGE,
+        name="customer_detail",
+    ),
     path("customers/<int:customer_id>/events/", customers.customer_events, name="customer_events"),
     path(
         "customers/<int:customer_id>/consent/",
         customers.customer_consent,
+        PROFILE_PAGE,
         name="customer_consent",
     ),
     path("customers/import/", imports.customer_imports, name="customer_imports"),

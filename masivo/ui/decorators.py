@@ -6,12 +6,12 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.utils import timezone
 
-from masivo.dashboard.errors import permission_denied
 from masivo.tenancy import selectors
 from masivo.tenancy.actors import Actor
 from masivo.tenancy.context import workspace_scope
 from masivo.tenancy.models import Workspace
 from masivo.tenancy.roles import Permission
+from masivo.ui.errors import permission_denied
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

@@ -9,10 +9,8 @@ from rest_framework.response import Response
 
 from masivo.tenancy.api.parsers import loads_bounded
 from masivo.tenancy.api.views import WorkspaceAPIView
-from profiles.imports import customer_import_create, customer_import_errors_csv
+from profiles.imports import MAX_IMPORT_BYTES, customer_import_create, customer_import_errors_csv
 from profiles.models import CustomerImport
-
-MAX_IMPORT_BYTES = 2 * 1024 * 1024 * 1024
 
 
 class CustomerImportOut(serializers.ModelSerializer):

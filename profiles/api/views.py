@@ -20,7 +20,7 @@ from profiles.ingestion import Rejection, ingest_batch
 from profiles.models import ConsentPurpose, Customer
 from profiles.services import customers as customer_services
 from profiles.services import devices as device_services
-from profiles.services.settings import profile_settings_get
+from profiles.services.settings import profile_settings_get, profile_settings_update
 from profiles.tracking import parse_native_event
 
 MAX_EVENTS_PER_REQUEST = 1000
@@ -335,12 +335,6 @@ class EventListView(WorkspaceAPIView):
                 messages.append(parse_native_event(item, index=index, received_at=received_at))
             except InvalidInput as error:
                 rejected.append(Rejection(index, error.message, field=error.field))
-        named = {m.customer_id for m in messages if m.customer_id is not None}
-        known = set(Customer.objects.filter(id__in=named).values_list("id", flat=True))
-        for message in [m for m in messages if m.customer_id is not None]:
-            if message.customer_id not in known:
-                rejected.append(Rejection(message.index, "no such customer", field="customer_id"))
-                messages.remove(message)
         result = ingest_batch(
             workspace=self.workspace, messages=messages, source="api", now=received_at
         )
@@ -366,8 +360,5 @@ class ProfileSettingsView(WorkspaceAPIView):
     def patch(self, request):
         data = s.ProfileSettingsIn(data=request.data)
         data.is_valid(raise_exception=True)
-        settings = profile_settings_get(workspace=self.workspace)
-        for name, value in data.validated_data.items():
-            setattr(settings, name, value)
-        settings.save()
+        settings = profile_settings_update(workspace=self.workspace, changes=data.validated_data)
         return Response(s.ProfileSettingsOut(settings).data)

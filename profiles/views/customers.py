@@ -1,6 +1,11 @@
-"""Customers: the searchable list, the profile page, consent edits and the event timeline."""
+"""Customers: the searchable list, the profile page, consent edits and the event timeline.
+
+Higher layers add sections to the profile page (audiences: the customer's memberships) as
+panels that the dashboard's shell passes in its URLconf, so profiles never imports them.
+"""
 
 import json
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from django.contrib import messages
@@ -12,19 +17,17 @@ from django.utils.dateparse import parse_datetime
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST, require_safe
 
-from audiences import selectors as audience_selectors
-from audiences.models import Membership
-from masivo.dashboard.customer_forms import ConsentForm, CustomerFilterForm
-from masivo.dashboard.decorators import workspace_view
-from masivo.dashboard.forms import add_service_error
-from masivo.dashboard.keyset import cursor_from, newest_first_page
-from masivo.dashboard.views.sections import SECTIONS
 from masivo.tenancy.errors import ServiceError
 from masivo.tenancy.roles import Permission
+from masivo.ui.decorators import workspace_view
+from masivo.ui.forms import add_service_error
+from masivo.ui.keyset import cursor_from, newest_first_page
+from masivo.ui.pages import Section, dashboard_source, page_url
 from profiles import selectors
 from profiles.consent import consent_update, may_contact
 from profiles.models import ConsentPurpose, Customer
 from profiles.services.settings import profile_settings_get
+from profiles.views.forms import ConsentForm, CustomerFilterForm
 
 CUSTOMERS_PAGE_SIZE = 50
 EVENTS_PAGE_SIZE = 25
@@ -34,15 +37,17 @@ LIST_COLUMNS = (
     "id", "first_name", "last_name", "email", "external_id", "country", "status",
     "is_anonymous", "last_seen_at", "purchase_count", "updated_at",
 )  # fmt: skip
-
-
-def _page_url(request, **changes) -> str:
-    query = request.GET.copy()
-    for name, value in changes.items():
-        query.pop(name, None)
-        if value:
-            query[name] = value
-    return f"{request.path}?{query.urlencode()}" if query else request.path
+CUSTOMERS_SECTION = Section(
+    name="customers",
+    title="Customers",
+    lead="Profiles, traits, consent and the events each customer sent.",
+    empty_title="No customers yet",
+    empty_text=(
+        "Customers will appear here once events or profiles arrive through the API or an import."
+    ),
+)
+# A section of the profile page from a higher layer: the customer → (template, its context).
+ProfilePanel = Callable[[Customer], tuple[str, dict]]
 
 
 def customers_matching(form: CustomerFilterForm) -> QuerySet[Customer]:
@@ -78,13 +83,13 @@ def customers_list(request):
         "is_empty_workspace": (
             page is not None and not page.rows and is_first_page and not form.is_filtered()
         ),
-        "next_url": page and page.next_cursor and _page_url(request, after=page.next_cursor),
-        "first_url": _page_url(request, after=None),
-        "section": SECTIONS["customers"],
+        "next_url": page and page.next_cursor and page_url(request, after=page.next_cursor),
+        "first_url": page_url(request, after=None),
+        "section": CUSTOMERS_SECTION,
         "active_section": "customers",
     }
     partial = request.htmx and not request.htmx.history_restore_request
-    template = "dashboard/customers/_results.html" if partial else "dashboard/customers/list.html"
+    template = "profiles/customers/_results.html" if partial else "profiles/customers/list.html"
     response = render(request, template, context)
     patch_vary_headers(response, ["HX-Request"])
     return response
@@ -140,21 +145,20 @@ def _consent_rows(customer: Customer, form: ConsentForm, settings) -> list[dict]
     return rows
 
 
-def _audience_rows(customer: Customer) -> list[dict]:
-    sources = dict(Membership.Source.choices)
-    return [
-        row | {"source_label": sources.get(row["source"], row["source"])}
-        for row in audience_selectors.customer_audiences(customer=customer)
-    ]
-
-
-def _profile_page(request, customer: Customer, *, form: ConsentForm | None = None, status=200):
+def _profile_page(
+    request,
+    customer: Customer,
+    panels: Sequence[ProfilePanel],
+    *,
+    form: ConsentForm | None = None,
+    status=200,
+):
     settings = profile_settings_get(workspace=request.workspace)
     form = form or ConsentForm(customer=customer)
     context = {
         "customer": customer,
-        "identities": customer.identities.order_by("kind", "created_at", "id"),
-        "devices": customer.devices.order_by("-updated_at", "-id"),
+        "identities": selectors.customer_identities(customer=customer),
+        "devices": selectors.customer_devices(customer=customer),
         "consent_form": form,
         "consent_rows": _consent_rows(customer, form, settings),
         "consent_regime": settings.get_consent_regime_display(),
@@ -162,18 +166,22 @@ def _profile_page(request, customer: Customer, *, form: ConsentForm | None = Non
             customer=customer, limit=CONSENT_HISTORY_SHOWN
         ),
         "traits_json": json.dumps(customer.traits, ensure_ascii=False, sort_keys=True, indent=2),
-        "customer_audiences": _audience_rows(customer),
         "is_timeline_continued": "before" in request.GET,
         "active_section": "customers",
+        "panel_templates": [],
         **_timeline(request, customer),
     }
-    return render(request, "dashboard/customers/detail.html", context, status=status)
+    for panel in panels:
+        template, panel_context = panel(customer)
+        context["panel_templates"].append(template)
+        context |= panel_context
+    return render(request, "profiles/customers/detail.html", context, status=status)
 
 
 @require_safe
 @workspace_view(permission=Permission.READ)
-def customer_detail(request, customer_id: int):
-    return _profile_page(request, _customer_or_404(customer_id))
+def customer_detail(request, customer_id: int, panels: Sequence[ProfilePanel] = ()):
+    return _profile_page(request, _customer_or_404(customer_id), panels)
 
 
 @require_safe
@@ -186,12 +194,7 @@ def customer_events(request, customer_id: int):
         before = request.GET.get("before")
         return redirect(f"{detail}?{urlencode({'before': before})}#timeline" if before else detail)
     context = {"customer": customer, **_timeline(request, customer)}
-    return render(request, "dashboard/customers/_timeline_items.html", context)
-
-
-def dashboard_source(request) -> str:
-    """Who made a change from the dashboard, as services record it (consent source, import)."""
-    return f"dashboard:{request.user.email}"[:100]
+    return render(request, "profiles/customers/_timeline_items.html", context)
 
 
 def _changes_text(changes: dict) -> str:
@@ -203,11 +206,11 @@ def _changes_text(changes: dict) -> str:
 
 @require_POST
 @workspace_view(permission=Permission.EDIT_MARKETING)
-def customer_consent(request, customer_id: int):
+def customer_consent(request, customer_id: int, panels: Sequence[ProfilePanel] = ()):
     customer = _customer_or_404(customer_id)
     form = ConsentForm(request.POST, customer=customer)
     if not form.is_valid():
-        return _profile_page(request, customer, form=form, status=400)
+        return _profile_page(request, customer, panels, form=form, status=400)
     changes = form.changes()
     try:
         customer = consent_update(
@@ -215,7 +218,7 @@ def customer_consent(request, customer_id: int):
         )
     except ServiceError as error:
         add_service_error(form, error)
-        return _profile_page(request, customer, form=form, status=error.status)
+        return _profile_page(request, customer, panels, form=form, status=error.status)
     if changes:
         messages.success(request, f"Consent saved: {_changes_text(changes)}.")
     else:

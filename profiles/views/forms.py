@@ -9,9 +9,9 @@ from datetime import datetime, time
 from django import forms
 from django.utils import timezone
 
+from profiles.imports import MAX_IMPORT_BYTES
 from profiles.models import ConsentPurpose, ConsentStatus, Customer
 
-MAX_IMPORT_BYTES = 2 * 1024 * 1024 * 1024  # as the API (profiles.api.imports)
 NOT_RECORDED = ""
 
 

@@ -4,14 +4,15 @@ from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_safe
 
-from masivo.dashboard.customer_forms import CustomerImportForm
-from masivo.dashboard.decorators import workspace_view
-from masivo.dashboard.forms import as_sentence
-from masivo.dashboard.views.customers import dashboard_source
 from masivo.tenancy.errors import ServiceError
 from masivo.tenancy.roles import Permission
+from masivo.ui.decorators import workspace_view
+from masivo.ui.forms import as_sentence
+from masivo.ui.pages import dashboard_source
+from profiles import selectors
 from profiles.imports import customer_import_create, customer_import_errors_csv
 from profiles.models import CustomerImport
+from profiles.views.forms import CustomerImportForm
 
 RECENT_IMPORTS_SHOWN = 20
 FINISHED = (CustomerImport.Status.SUCCEEDED, CustomerImport.Status.FAILED)
@@ -24,13 +25,13 @@ def _form_field(error: ServiceError) -> str | None:
 
 
 def _imports_page(request, form: CustomerImportForm, status: int = 200):
-    imports = CustomerImport.objects.order_by("-created_at", "-id").defer("mapping")
+    imports = selectors.customer_imports_list().defer("mapping")
     context = {
         "form": form,
         "imports": imports[:RECENT_IMPORTS_SHOWN],
         "active_section": "customers",
     }
-    return render(request, "dashboard/imports/list.html", context, status=status)
+    return render(request, "profiles/imports/list.html", context, status=status)
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -63,7 +64,7 @@ def customer_imports(request):
 
 
 def _import_or_404(import_id: int) -> CustomerImport:
-    return get_object_or_404(CustomerImport.objects.all(), id=import_id)
+    return get_object_or_404(selectors.customer_imports_list(), id=import_id)
 
 
 def _progress_context(customer_import: CustomerImport) -> dict:
@@ -78,7 +79,7 @@ def _progress_context(customer_import: CustomerImport) -> dict:
 @workspace_view(permission=Permission.READ)
 def customer_import_detail(request, import_id: int):
     context = _progress_context(_import_or_404(import_id)) | {"active_section": "customers"}
-    return render(request, "dashboard/imports/detail.html", context)
+    return render(request, "profiles/imports/detail.html", context)
 
 
 @require_safe
@@ -86,7 +87,7 @@ def customer_import_detail(request, import_id: int):
 def customer_import_progress(request, import_id: int):
     """The progress panel alone, polled by htmx every second until the import finishes."""
     context = _progress_context(_import_or_404(import_id))
-    return render(request, "dashboard/imports/_progress.html", context)
+    return render(request, "profiles/imports/_progress.html", context)
 
 
 @require_safe

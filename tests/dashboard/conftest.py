@@ -2,6 +2,7 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
+from masivo.tenancy import wakeups
 from masivo.tenancy.redis import get_redis
 
 PASSWORD = "correct horse battery staple"  # tests.factories.UserFactory's password
@@ -45,3 +46,11 @@ def viewer_client(viewer):
 @pytest.fixture
 def outsider_client(outsider):
     return client_for(outsider)
+
+
+@pytest.fixture
+def woken(monkeypatch) -> list[tuple[str, dict]]:
+    """The tasks that services woke by name (no worker here): (task name, keyword arguments)."""
+    calls = []
+    monkeypatch.setattr(wakeups, "task_wake", lambda name, **kwargs: calls.append((name, kwargs)))
+    return calls

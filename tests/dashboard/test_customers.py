@@ -7,10 +7,10 @@ import pytest
 from django.forms.models import model_to_dict
 from django.utils.html import escape
 
-from masivo.dashboard.keyset import Cursor
-from masivo.dashboard.views import customers as customer_views
 from masivo.tenancy.context import workspace_scope
+from masivo.ui.keyset import Cursor
 from profiles.models import ConsentChange, Customer, Device, Event, Identity, ProfileSettings
+from profiles.views import customers as customer_views
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db

@@ -82,11 +82,8 @@ def upload(client, workspace, audience, content=EMAILS, **fields):
 
 
 def test_an_upload_is_stored_queued_and_shown(
-    member_client, member, workspace, vip, monkeypatch, django_capture_on_commit_callbacks
+    member_client, member, workspace, vip, woken, django_capture_on_commit_callbacks
 ):
-    queued = []
-    monkeypatch.setattr(process_list_upload, "delay", lambda **kwargs: queued.append(kwargs))
-
     with django_capture_on_commit_callbacks(execute=True):
         response = upload(member_client, workspace, vip)
 
@@ -101,7 +98,8 @@ def test_an_upload_is_stored_queued_and_shown(
     ) == (
         vip.id, "vip.csv", "email", False, "queued", len(EMAILS), f"dashboard:{member.user.email}",
     )  # fmt: skip
-    assert queued == [{"workspace_id": workspace.id, "upload_id": list_upload.id}]
+    task = {"workspace_id": workspace.id, "upload_id": list_upload.id}
+    assert woken == [("audiences.process_list_upload", task)]
     content = member_client.get(response["Location"]).content.decode()
     progress_url = url(workspace, vip, f"uploads/{list_upload.id}/progress/")
     assert (

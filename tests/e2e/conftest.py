@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from masivo.tenancy import wakeups
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -75,3 +77,11 @@ def screenshot():
         return path
 
     return take
+
+
+@pytest.fixture
+def woken(monkeypatch) -> list[tuple[str, dict]]:
+    """The tasks that services woke by name (no worker here): (task name, keyword arguments)."""
+    calls = []
+    monkeypatch.setattr(wakeups, "task_wake", lambda name, **kwargs: calls.append((name, kwargs)))
+    return calls

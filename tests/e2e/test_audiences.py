@@ -100,13 +100,11 @@ def estimate(page):
 
 
 def test_build_a_nested_audience_recalculate_it_and_explain_a_member(
-    page, screenshot, marketer, monkeypatch
+    page, screenshot, marketer, woken
 ):
     member, workspace = marketer
     people = seed(workspace)
-    queued = []
-    # No Celery worker here: record what saving queues, then run it from this thread.
-    monkeypatch.setattr(recalculate_audience, "delay", lambda **kwargs: queued.append(kwargs))
+    # No Celery worker here: `woken` records what saving queues; the test runs it in this thread.
     sign_in(page, member.user.email)
 
     page.click("nav.sidebar >> text=Audiences")
@@ -146,7 +144,9 @@ def test_build_a_nested_audience_recalculate_it_and_explain_a_member(
     expect(page.locator("#recalculation-status")).to_have_attribute("data-status", "queued")
     shoot(screenshot, page, "audience-queued")
 
-    [task] = queued
+    [(name, task)] = woken
+
+    assert name == "audiences.recalculate"
     recalculate_audience(**task)
 
     expect(page.locator("#recalculation-status")).to_have_attribute("data-status", "succeeded")
@@ -178,20 +178,17 @@ def test_build_a_nested_audience_recalculate_it_and_explain_a_member(
     assert page.console_errors == []
 
 
-def test_sizes_over_time_recalculate_now_and_editing_saved_rules(
-    page, screenshot, marketer, monkeypatch
-):
+def test_sizes_over_time_recalculate_now_and_editing_saved_rules(page, screenshot, marketer, woken):
     member, workspace = marketer
     people = seed(workspace)
-    queued = []
-    monkeypatch.setattr(recalculate_audience, "delay", lambda **kwargs: queued.append(kwargs))
     with workspace_scope(workspace.id):
         buyers = audience_create(
             workspace=workspace,
             data={"name": "Buyers", "schedule": "hourly", "is_realtime": True, "rules": {
                 "version": 1, "root": {"event": {"name": "purchase"}}}},
         )  # fmt: skip
-        audience_recalculate(audience=buyers, reason="created")
+        [(_, first_run)] = woken
+        recalculate_audience(**first_run)
         # A history that moves: buyers come (a purchase) and go (their purchases deleted).
         for number, (first, bought) in enumerate(HISTORY):
             if bought:
@@ -205,6 +202,7 @@ def test_sizes_over_time_recalculate_now_and_editing_saved_rules(
             audience_recalculate(audience=buyers, reason="schedule")
         audience_create(workspace=workspace, data={"name": "Mexico", "rules": EXPECTED_RULES})
         audience_create(workspace=workspace, data={"name": "VIP list", "kind": "list"})
+    woken.clear()
     sign_in(page, member.user.email)
 
     page.goto(f"/w/{workspace.id}/audiences/")
@@ -220,7 +218,8 @@ def test_sizes_over_time_recalculate_now_and_editing_saved_rules(
     page.click("text=Recalculate now")
     status = page.locator("#recalculation-status")
     expect(status).to_have_attribute("data-status", "queued")
-    [task] = queued
+    [(name, task)] = woken
+    assert name == "audiences.recalculate"
     recalculate_audience(**task)
     expect(status).to_have_attribute("data-status", "succeeded")
     expect(page.locator("#history-title + p")).to_have_text("The latest 8 runs, newest first.")
@@ -251,7 +250,7 @@ def test_sizes_over_time_recalculate_now_and_editing_saved_rules(
 
 
 def test_json_typed_by_hand_drives_the_builder_and_a_list_takes_members_by_id(
-    page, screenshot, marketer
+    page, screenshot, marketer, woken
 ):
     member, workspace = marketer
     people = seed(workspace)
@@ -266,7 +265,8 @@ def test_json_typed_by_hand_drives_the_builder_and_a_list_takes_members_by_id(
                 },
             },
         )
-        audience_recalculate(audience=mexico, reason="created")  # fmt: skip
+        [(_, first_run)] = woken
+        recalculate_audience(**first_run)
     typed = {"version": 1, "root": {"not": {"any": [
         {"audience": {"id": mexico.id, "in": True}},
         {"device": {"has_active": True, "platform": "ios"}},

@@ -153,13 +153,9 @@ def test_search_open_a_profile_scroll_the_timeline_and_edit_consent(page, screen
     assert page.console_errors == []
 
 
-def test_upload_a_csv_and_watch_the_import_finish(
-    page, screenshot, marketer, monkeypatch, tmp_path
-):
+def test_upload_a_csv_and_watch_the_import_finish(page, screenshot, marketer, woken, tmp_path):
     member, workspace = marketer
-    queued = []
-    # No Celery worker here: record what the upload queues, then run it from this thread.
-    monkeypatch.setattr(import_customers, "delay", lambda **kwargs: queued.append(kwargs))
+    # No Celery worker here: `woken` records what the upload queues; run it from this thread.
     sign_in(page, member.user.email)
     page.goto(f"/w/{workspace.id}/customers/")
     page.click("text=Import a CSV")
@@ -189,7 +185,9 @@ def test_upload_a_csv_and_watch_the_import_finish(
     expect(page.locator("#import-progress")).to_have_attribute("data-status", "queued")
     screenshot(page, "customer-import-queued")
 
-    [task] = queued
+    [(name, task)] = woken
+
+    assert name == "profiles.import_customers"
     import_customers(**task)
 
     progress = page.locator("#import-progress[data-status=succeeded]")

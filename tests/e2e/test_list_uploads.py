@@ -58,14 +58,10 @@ def csv_payload(name: str = "winners.csv") -> list[dict]:
     return [{"name": name, "mimeType": "text/csv", "buffer": CSV.encode()}]
 
 
-def test_upload_a_list_of_emails_and_watch_it_finish(
-    page, screenshot, marketer, monkeypatch, tmp_path
-):
+def test_upload_a_list_of_emails_and_watch_it_finish(page, screenshot, marketer, woken, tmp_path):
     member, workspace = marketer
     audience = seed_list(workspace)
-    queued = []
-    # No Celery worker here: record what the upload queues, then run it from this thread.
-    monkeypatch.setattr(process_list_upload, "delay", lambda **kwargs: queued.append(kwargs))
+    # No Celery worker here: `woken` records what the upload queues; run it from this thread.
     sign_in(page, member.user.email)
     page.goto(f"/w/{workspace.id}/audiences/")
     page.click("text=Newsletter winners")
@@ -93,7 +89,9 @@ def test_upload_a_list_of_emails_and_watch_it_finish(
     expect(page.locator(".progress-percent")).to_have_text("0%")
     screenshot(page, "list-upload-queued")
 
-    [task] = queued
+    [(name, task)] = woken
+
+    assert name == "audiences.process_list_upload"
     assert task["workspace_id"] == workspace.id
     process_list_upload(**task)
 

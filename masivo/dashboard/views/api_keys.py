@@ -3,12 +3,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods
 
-from masivo.dashboard.decorators import workspace_view
-from masivo.dashboard.errors import permission_denied
-from masivo.dashboard.forms import ApiKeyCreateForm, add_service_error
+from masivo.dashboard.forms import ApiKeyCreateForm
 from masivo.tenancy import selectors, services
 from masivo.tenancy.errors import ServiceError
 from masivo.tenancy.roles import Permission
+from masivo.ui.decorators import workspace_view
+from masivo.ui.errors import permission_denied
+from masivo.ui.forms import add_service_error
 
 
 def _list_page(request, form: ApiKeyCreateForm, status: int = 200):

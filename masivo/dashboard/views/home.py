@@ -2,9 +2,9 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_safe
 
-from masivo.dashboard.decorators import workspace_view
 from masivo.tenancy import selectors
 from masivo.tenancy.roles import Permission
+from masivo.ui.decorators import workspace_view
 
 
 @require_safe

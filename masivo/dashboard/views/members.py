@@ -2,12 +2,13 @@ from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from masivo.dashboard.decorators import workspace_view
-from masivo.dashboard.errors import permission_denied
-from masivo.dashboard.forms import MemberAddForm, MemberRoleForm, add_service_error, as_sentence
+from masivo.dashboard.forms import MemberAddForm, MemberRoleForm
 from masivo.tenancy import selectors, services
 from masivo.tenancy.errors import ServiceError
 from masivo.tenancy.roles import Permission, Role
+from masivo.ui.decorators import workspace_view
+from masivo.ui.errors import permission_denied
+from masivo.ui.forms import add_service_error, as_sentence
 
 
 def _role_choices(actor) -> list[tuple[str, str]]:

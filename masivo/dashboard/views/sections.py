@@ -1,46 +1,20 @@
-"""The product's sections. Until each app brings its own pages, each shows what will be there."""
-
-from dataclasses import dataclass
+"""The product's sections. Apps with pages own their section (customers, audiences); until the
+others bring theirs, each shows what will be there."""
 
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
-from masivo.dashboard.decorators import workspace_view
+from audiences.views.audiences import AUDIENCES_SECTION
 from masivo.tenancy.roles import Permission
-
-
-@dataclass(frozen=True)
-class Section:
-    name: str
-    title: str
-    lead: str
-    empty_title: str
-    empty_text: str
-
+from masivo.ui.decorators import workspace_view
+from masivo.ui.pages import Section
+from profiles.views.customers import CUSTOMERS_SECTION
 
 SECTIONS = {
     section.name: section
     for section in [
-        Section(
-            name="customers",
-            title="Customers",
-            lead="Profiles, traits, consent and the events each customer sent.",
-            empty_title="No customers yet",
-            empty_text=(
-                "Customers will appear here once events or profiles arrive through the API "
-                "or an import."
-            ),
-        ),
-        Section(
-            name="audiences",
-            title="Audiences",
-            lead="Segments built from rules on traits and events, or from uploaded lists.",
-            empty_title="No audiences yet",
-            empty_text=(
-                "Audiences will appear here once you define one with rules on traits and events "
-                "or upload a list of customers."
-            ),
-        ),
+        CUSTOMERS_SECTION,
+        AUDIENCES_SECTION,
         Section(
             name="journeys",
             title="Journeys",

@@ -2,11 +2,12 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from masivo.dashboard.decorators import workspace_view
-from masivo.dashboard.forms import WorkspaceSettingsForm, add_service_error
+from masivo.dashboard.forms import WorkspaceSettingsForm
 from masivo.tenancy import services
 from masivo.tenancy.errors import ServiceError
 from masivo.tenancy.roles import Permission
+from masivo.ui.decorators import workspace_view
+from masivo.ui.forms import add_service_error
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
