@@ -22,12 +22,12 @@ from audiences.recalculation import (
     recalculation_run,
 )
 from audiences.services import RECALCULATE_TASK, audience_recalculate_request
+from masivo.jobs import jobs_to_wake
 from masivo.tenancy.context import all_workspaces
 from masivo.tenancy.wakeups import task_wake
 
 WORKSPACE_DUE_TASK = "audiences.recalculate_workspace_due"  # audiences.tasks
 TIME_BASED_EVERY = timedelta(hours=1)  # rules with time windows expire members as time passes
-QUEUED_STUCK_AFTER = timedelta(minutes=5)  # a queued run whose wake-up was evidently lost
 
 
 def _due(now: datetime) -> Q:
@@ -77,17 +77,14 @@ def recalculation_process(*, recalculation: Recalculation) -> Recalculation:
 
 
 def recalculations_due_wake(*, now: datetime) -> list[int]:
-    """Beat, across workspaces: wake each workspace that has audiences due, and re-queue runs
-    left queued past QUEUED_STUCK_AFTER. Returns the workspaces woken."""
+    """Beat, across workspaces: wake each workspace that has audiences due, and the runs a
+    sweep must wake again (wake-up lost, retry due, or worker gone: masivo.jobs). Returns the
+    workspaces woken."""
     with all_workspaces(reason="beat: find audiences due for recalculation"):
         workspace_ids = sorted(
             set(Audience.objects.filter(_due(now)).values_list("workspace_id", flat=True))
         )
-        stuck = list(
-            Recalculation.objects.filter(
-                status=Recalculation.Status.QUEUED, created_at__lt=now - QUEUED_STUCK_AFTER
-            ).values_list("workspace_id", "id")
-        )
+    stuck = jobs_to_wake(Recalculation, reason="beat: find recalculations to wake again", now=now)
     for workspace_id in workspace_ids:
         task_wake(WORKSPACE_DUE_TASK, workspace_id=workspace_id)
     for workspace_id, recalculation_id in stuck:
