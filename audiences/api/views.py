@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from audiences import selectors, services
 from audiences.api import serializers as s
 from audiences.lists import list_upload_create, list_upload_problems_csv
-from audiences.models import Audience, ListUpload, Membership, Recalculation
+from audiences.models import Audience, ListUpload, Membership
 from masivo.feeds.selectors import BEGINNING, FeedPosition
 from masivo.tenancy.api.views import WorkspaceAPIView
 from profiles.models import Customer
@@ -53,7 +53,7 @@ class AudienceListView(WorkspaceAPIView):
     serializer_class = s.AudienceOut
 
     def get_queryset(self):
-        return Audience.objects.all()
+        return selectors.audiences_list()
 
     @extend_schema(responses=s.AudienceOut(many=True), summary="Audiences")
     def get(self, request):
@@ -216,7 +216,7 @@ class AudienceRecalculateView(AudienceScopedView):
     @extend_schema(responses=s.RecalculationOut(many=True), summary="Recent recalculations")
     def get(self, request, id):
         audience = self.get_object()
-        runs = Recalculation.objects.filter(audience=audience).order_by("-id")[:50]
+        runs = selectors.recalculations_recent(audience=audience, limit=50)
         return Response(s.RecalculationOut(runs, many=True).data)
 
 
