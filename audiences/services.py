@@ -23,6 +23,7 @@ from masivo.tenancy.wakeups import task_wake_on_commit
 GRAPH_LOCK_NAMESPACE = 7302  # pg_advisory_xact_lock(namespace, workspace id)
 RECALCULATE_TASK = "audiences.recalculate"  # audiences.tasks.recalculate_audience
 DESCRIPTION_MAX_LENGTH = 5000  # the API and the dashboard form take at most this
+NAME_MAX_LENGTH = Audience._meta.get_field("name").max_length
 LIST_MEMBERS_CHANGE_MAX = 10_000  # customer ids added or removed by hand in one request
 SCHEDULE_STEP = {
     Audience.Schedule.HOURLY: timedelta(hours=1),

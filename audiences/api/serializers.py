@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from audiences.models import Audience, ListUpload, MembershipChange, Recalculation
-from audiences.services import DESCRIPTION_MAX_LENGTH, LIST_MEMBERS_CHANGE_MAX
+from audiences.services import DESCRIPTION_MAX_LENGTH, LIST_MEMBERS_CHANGE_MAX, NAME_MAX_LENGTH
 
 
 class AudienceOut(serializers.ModelSerializer):
@@ -15,7 +15,7 @@ class AudienceOut(serializers.ModelSerializer):
 
 
 class AudienceIn(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=NAME_MAX_LENGTH)
     description = serializers.CharField(
         required=False, allow_blank=True, max_length=DESCRIPTION_MAX_LENGTH
     )
@@ -26,7 +26,7 @@ class AudienceIn(serializers.Serializer):
 
 
 class AudienceUpdateIn(AudienceIn):
-    name = serializers.CharField(max_length=200, required=False)
+    name = serializers.CharField(max_length=NAME_MAX_LENGTH, required=False)
     kind = None
 
 

@@ -10,7 +10,7 @@ import re
 from django import forms
 
 from audiences.models import Audience, ListUpload
-from audiences.services import DESCRIPTION_MAX_LENGTH, LIST_MEMBERS_CHANGE_MAX
+from audiences.services import DESCRIPTION_MAX_LENGTH, LIST_MEMBERS_CHANGE_MAX, NAME_MAX_LENGTH
 from audiences.views.display import rules_json
 
 
@@ -25,7 +25,7 @@ def parsed_rules(text: str):
 
 
 class AudienceForm(forms.Form):
-    name = forms.CharField(max_length=200)
+    name = forms.CharField(max_length=NAME_MAX_LENGTH)
     description = forms.CharField(
         required=False,
         max_length=DESCRIPTION_MAX_LENGTH,
