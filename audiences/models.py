@@ -34,6 +34,9 @@ class Audience(TenantModel):
     event_names = models.JSONField(default=list, blank=True)
     profile_fields = models.JSONField(default=list, blank=True)
     depends_on = models.JSONField(default=list, blank=True)
+    # The profile-change and event keys the rules read (audiences.dependencies): the real-time
+    # index from "what changed" to the audiences worth re-evaluating.
+    dependencies = models.JSONField(default=list, blank=True)
     is_time_based = models.BooleanField(default=False)
     size = models.PositiveIntegerField(default=0)
     last_run_at = models.DateTimeField(null=True, blank=True)

@@ -1,19 +1,23 @@
-"""Real-time membership: after events are processed, re-evaluate only the audiences they could
-change, for the identified customers they touched.
+"""Real-time membership: after events and profile changes are processed, re-evaluate exactly
+the real-time audiences whose dependencies changed, for exactly the customers concerned.
 
-Which audiences: real-time rules audiences whose rules mention one of the event names that
-arrived, or, when profile data changed (identify), any profile field. Each customer is judged by
-the evaluator and the differences are applied by `audiences.membership`, under the same
-per-audience advisory lock as recalculation (taken in id order, so two batches cannot
-deadlock).
+The follow-up gives, per customer, the keys that changed (`event:<name>` for each event name
+that arrived, and the profile-change outbox's keys: fields, traits, tags, consent, devices,
+metrics, `*` for anything). Audiences are selected by the dependencies computed when their
+rules were saved (audiences.dependencies). When an audience's membership changes for a
+customer, the real-time audiences that reference it are judged next for that customer, in
+dependency order, on facts that include the change. Each customer is judged by the evaluator
+and the differences are applied by `audiences.membership`, under the per-audience advisory
+lock (taken in id order, so two batches cannot deadlock). Time-based conditions keep their
+scheduled sweep (audiences.scheduling).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections import defaultdict
 from datetime import datetime
 
-from django.db.models import Q
 from django.utils import timezone
 
 from audiences.facts import event_windows, facts_for_customers
@@ -23,41 +27,63 @@ from audiences.recalculation import in_dependency_order
 from audiences.rules.ast import parse_rules
 from audiences.rules.evaluator import Evaluator, Facts
 from masivo.tenancy.models import Workspace
+from profiles.changes import ANYTHING, event_key
 
-PROFILE_EVENT_NAMES = {"Identify"}  # events whose arrival means profile fields changed
 
-
-def audiences_touched_by(*, event_names: set[str], profile_changed: bool) -> list[Audience]:
-    """The real-time audiences whose rules mention these events (or, any profile field)."""
-    if not event_names and not profile_changed:
+def realtime_audiences_for(keys: set[str]) -> list[Audience]:
+    """The real-time audiences that depend on any of these keys, and the real-time audiences
+    that reference those (transitively)."""
+    if not keys:
         return []
-    mentions = Q(event_names__has_any_keys=sorted(event_names)) if event_names else Q(pk=None)
-    if profile_changed:
-        mentions |= ~Q(profile_fields=[])
-    return list(
-        Audience.objects.filter(mentions, is_realtime=True, kind=Audience.Kind.RULES).order_by("id")
-    )
+    candidates = list(Audience.objects.filter(is_realtime=True, kind=Audience.Kind.RULES))
+    if ANYTHING in keys:
+        return candidates
+    chosen = {a.id: a for a in candidates if keys & set(a.dependencies)}
+    grew = True
+    while grew:
+        grew = False
+        for audience in candidates:
+            if audience.id not in chosen and set(audience.depends_on) & set(chosen):
+                chosen[audience.id] = audience
+                grew = True
+    return sorted(chosen.values(), key=lambda a: a.id)
 
 
-def realtime_evaluate(
+def realtime_memberships_update(
     *,
     workspace: Workspace,
-    customer_ids: list[int],
-    event_names: set[str],
+    changes: dict[int, set[str]],
     now: datetime | None = None,
 ) -> dict[int, tuple[int, int]]:
-    """Apply enters/exits for these customers; returns audience id → (entered, exited)."""
+    """Apply enters/exits for the customers in `changes` (customer id → changed keys);
+    returns audience id → (entered, exited)."""
     now = now or timezone.now()
-    profile_changed = bool(event_names & PROFILE_EVENT_NAMES)
-    audiences = audiences_touched_by(
-        event_names=event_names - PROFILE_EVENT_NAMES, profile_changed=profile_changed
-    )
+    audiences = realtime_audiences_for(set().union(*changes.values()) if changes else set())
+    concerned = {
+        audience.id: {
+            customer_id
+            for customer_id, keys in changes.items()
+            if ANYTHING in keys or keys & set(audience.dependencies)
+        }
+        for audience in audiences
+    }
     return audiences_reevaluate(
         workspace=workspace,
         audiences=audiences,
-        customer_ids=customer_ids,
+        customer_ids=sorted(changes),
+        concerned=concerned,
         cause=CAUSE_REALTIME,
         now=now,
+    )
+
+
+def realtime_evaluate_events(
+    *, workspace: Workspace, customer_ids: list[int], event_names: set[str], now=None
+) -> dict[int, tuple[int, int]]:
+    """The same, for customers who all received events of these names."""
+    keys = {event_key(name) for name in event_names}
+    return realtime_memberships_update(
+        workspace=workspace, changes={cid: keys for cid in customer_ids}, now=now
     )
 
 
@@ -68,13 +94,16 @@ def audiences_reevaluate(
     customer_ids: list[int],
     cause: Cause,
     now: datetime,
+    concerned: dict[int, set[int]] | None = None,
 ) -> dict[int, tuple[int, int]]:
-    """Judge these customers against these rules audiences with the evaluator and apply the
+    """Judge customers against these rules audiences with the evaluator and apply the
     differences; returns audience id → (entered, exited).
 
-    Audiences are judged referenced-first, and each judgement updates the facts the next ones
-    read, so an audience that references another sees the other's membership after this
-    change. Anonymous customers are never members."""
+    `concerned` narrows each audience to the customers whose changes it depends on (None: all
+    of `customer_ids` for every audience). Audiences are judged referenced-first, and each
+    judgement updates the facts the next ones read: an audience that references another sees
+    the other's membership after this change, and is judged for every customer whose
+    membership of the other moved. Anonymous customers are never members."""
     if not audiences or not customer_ids:
         return {}
     audiences = in_dependency_order(audiences)
@@ -90,17 +119,19 @@ def audiences_reevaluate(
         event_since=event_windows(parsed.values(), now),
     )
     known = {cid: fact for cid, fact in facts.items() if not fact.profile["is_anonymous"]}
-    if not known:  # anonymous activity: nothing to read or write
-        return {audience.id: (0, 0) for audience in audiences}
+    moved: dict[int, set[int]] = defaultdict(set)  # audience id → customers who entered/left
     results = {}
     for audience in audiences:
         rules = parsed[audience.id]
+        judged = set(known) if concerned is None else concerned.get(audience.id, set()) & set(known)
+        for dependency in rules.audience_ids:
+            judged |= moved[dependency]
         evaluator = Evaluator(rules, now=now)
-        current = {cid for cid, fact in known.items() if audience.id in fact.memberships}
+        current = {cid for cid in judged if audience.id in known[cid].memberships}
         matching = {
             cid
-            for cid, fact in known.items()
-            if evaluator.matches(_with_events_named(fact, rules.event_names, names))
+            for cid in judged
+            if evaluator.matches(_with_events_named(known[cid], rules.event_names, names))
         }
         entering, leaving = matching - current, current - matching
         results[audience.id] = membership_apply(
@@ -111,6 +142,7 @@ def audiences_reevaluate(
             cause=cause,
             now=now,
         )
+        moved[audience.id] = entering | leaving
         for cid in entering:
             known[cid].memberships.add(audience.id)
         for cid in leaving:

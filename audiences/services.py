@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from audiences.dependencies import rules_dependencies
 from audiences.membership import cause_list, membership_apply
 from audiences.models import Audience, Recalculation
 from audiences.rules.ast import InvalidRules, Rules, parse_rules
@@ -82,6 +83,7 @@ def _apply_rules(audience: Audience, rules: Rules) -> None:
     audience.event_names = sorted(rules.event_names)
     audience.profile_fields = sorted(rules.profile_fields)
     audience.depends_on = sorted(rules.audience_ids)
+    audience.dependencies = rules_dependencies(rules)
     audience.is_time_based = rules.is_time_based
 
 

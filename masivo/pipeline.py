@@ -1,9 +1,10 @@
 """Top-level orchestration: ingestion → profiles → real-time audiences (→ journeys → destinations).
 
 Reactions between apps flow through explicit calls made here, never through Django signals.
-Ingestion wakes `process_events` by name after each committed batch; the events' NULL
-`processed_at` is the outbox, so `sweep_unprocessed_events` re-queues work whose wake-up was lost
-(Redis down, a worker killed mid-task). Every task here is idempotent.
+Ingestion, and every writer of the profile-change outbox, wakes `process_events` by name after
+commit; the NULL `processed_at` of events and of profile changes is the outbox, so
+`sweep_unprocessed_events` re-queues work whose wake-up was lost (Redis down, a worker killed
+mid-task). Every task here is idempotent.
 """
 
 import logging
@@ -12,11 +13,15 @@ from datetime import timedelta
 from celery import shared_task
 from django.db import transaction
 
-from audiences.realtime import realtime_evaluate
+from audiences.realtime import realtime_memberships_update
 from masivo.tenancy.context import all_workspaces, current_workspace_id
 from masivo.tenancy.models import Workspace
 from masivo.tenancy.tasks import WorkspaceTask
-from profiles.followup import events_process_batch, workspaces_with_stale_events
+from profiles.followup import (
+    events_process_batch,
+    profile_changes_claim,
+    workspaces_with_stale_events,
+)
 from profiles.metrics import customers_refresh_rolling_metrics
 
 logger = logging.getLogger(__name__)
@@ -26,20 +31,22 @@ SWEEP_AFTER = timedelta(minutes=1)
 
 
 def process_events_now(*, workspace: Workspace, max_batches: int = 100) -> int:
-    """Run the follow-up for a workspace until its outbox is empty; returns events processed."""
+    """Run the follow-up for a workspace until its outboxes (events, profile changes) are
+    empty; returns events processed."""
     processed = 0
     for _ in range(max_batches):
         with transaction.atomic():
-            claimed, customer_ids, names = events_process_batch(
+            # Metrics first (they record their own profile changes): real-time rules read
+            # them. One transaction: a failure leaves everything unprocessed for the sweep.
+            claimed, changes = events_process_batch(workspace=workspace, limit=CLAIM_BATCH)
+            claimed_changes, profile_changes = profile_changes_claim(
                 workspace=workspace, limit=CLAIM_BATCH
             )
-            # Metrics first: real-time rules may read them. Same transaction: a failure
-            # leaves the events unprocessed for the sweep to retry.
-            realtime_evaluate(
-                workspace=workspace, customer_ids=customer_ids, event_names=set(names)
-            )
+            for customer_id, keys in profile_changes.items():
+                changes.setdefault(customer_id, set()).update(keys)
+            realtime_memberships_update(workspace=workspace, changes=changes)
         processed += claimed
-        if claimed < CLAIM_BATCH:
+        if claimed < CLAIM_BATCH and claimed_changes < CLAIM_BATCH:
             break
     return processed
 

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from masivo.tenancy.errors import InvalidInput
+from profiles.changes import profile_changes_record
 from profiles.models import ConsentChange, ConsentPurpose, ConsentStatus, Customer, ProfileSettings
 
 NOT_RECORDED = None
@@ -79,6 +80,13 @@ def consent_update(
         customer.updated_at = now
         customer.save(update_fields=["consent", "updated_at"])
         ConsentChange.objects.bulk_create(history)
+        keys = {f"consent:{change.purpose}" for change in history} | {"field:updated_at"}
+        profile_changes_record(
+            workspace_id=customer.workspace_id,
+            changes=[(customer.id, keys)],
+            source="consent",
+            now=now,
+        )
     return customer
 
 

@@ -25,6 +25,7 @@ from masivo.tenancy.errors import InvalidInput
 from masivo.tenancy.models import Workspace
 from masivo.tenancy.wakeups import task_wake, task_wake_on_commit
 from profiles import normalize
+from profiles.changes import ANYTHING, customer_snapshot, keys_between, profile_changes_record
 from profiles.consent import clean_consent_changes
 from profiles.customer_insert import customer_insert_sql, customer_record_definition
 from profiles.fields import PROFILE_FIELDS, clean_profile_fields
@@ -43,6 +44,7 @@ from profiles.models import (
     CustomerImport,
     CustomerImportChunk,
     CustomerImportError,
+    ProfileChange,
 )
 
 BATCH_ROWS = 1000
@@ -257,6 +259,7 @@ def _apply_batch(customer_import: CustomerImport, rows: list[_Row], now: datetim
         getattr(c, match_by): c
         for c in Customer.objects.select_for_update().filter(**{f"{match_by}__in": list(latest)})
     }
+    before = {c.id: customer_snapshot(c) for c in existing.values()}
     # The other unique id (email when matching by external id, and the reverse) must not
     # belong to a different customer: such a row fails alone instead of failing the batch.
     other = "email" if match_by == "external_id" else "external_id"
@@ -303,6 +306,20 @@ def _apply_batch(customer_import: CustomerImport, rows: list[_Row], now: datetim
             changed_at=now,
         )
         for customer, purpose, status in history
+    )
+    source = "import"
+    profile_changes_record(
+        workspace_id=customer_import.workspace_id,
+        changes=[(c.id, keys_between(before[c.id], customer_snapshot(c))) for c in to_update],
+        source=source,
+        now=now,
+    )
+    profile_changes_record(
+        workspace_id=customer_import.workspace_id,
+        changes=[(c.id, [ANYTHING]) for c in to_create],
+        source=source,
+        kind=ProfileChange.Kind.CREATED,
+        now=now,
     )
     customer_import.rows_created += len(to_create)
     customer_import.rows_updated += len(to_update)

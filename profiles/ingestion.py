@@ -20,9 +20,15 @@ from django.utils import timezone
 from masivo.tenancy.errors import ServiceError
 from masivo.tenancy.models import Workspace
 from masivo.tenancy.wakeups import task_wake
+from profiles.changes import (
+    ANYTHING,
+    customer_snapshot,
+    keys_between,
+    profile_changes_record,
+)
 from profiles.customer_insert import customer_insert_sql
 from profiles.fields import split_segment_traits
-from profiles.models import Customer, Identity
+from profiles.models import Customer, Identity, ProfileChange
 from profiles.services.customers import customers_merge, identifier_hash
 from profiles.services.settings import profile_settings_get
 
@@ -247,8 +253,16 @@ class _Batch:
                     _CUSTOMER_INSERT_DEFAULTS
                     | {"workspace": self.workspace.id, "now": self.now, "external_ids": missing},
                 )
-            self.customer_by_user |= _fetch_pairs(
+            created = _fetch_pairs(
                 _CUSTOMER_LOOKUP, {"values": missing, "workspace": self.workspace.id}
+            )
+            self.customer_by_user |= created
+            profile_changes_record(
+                workspace_id=self.workspace.id,
+                changes=[(customer_id, [ANYTHING]) for customer_id in sorted(created.values())],
+                source="tracking",
+                kind=ProfileChange.Kind.CREATED,
+                now=self.now,
             )
 
     def _identities(self, kind: str, values: list[str]) -> dict[str, int]:
@@ -372,6 +386,7 @@ class _Batch:
             .filter(id__in=sorted(updates))
             .order_by("id")
         }
+        before = {c.id: customer_snapshot(c) for c in customers.values()}
         wanted_emails = {}
         for customer_id, messages in updates.items():
             customer = customers[customer_id]
@@ -406,6 +421,14 @@ class _Batch:
                 _TRAITS_UPDATE,
                 {"rows": json.dumps(rows), "now": self.now, "workspace": self.workspace.id},
             )
+        profile_changes_record(
+            workspace_id=self.workspace.id,
+            changes=[
+                (c.id, keys_between(before[c.id], customer_snapshot(c))) for c in customers.values()
+            ],
+            source="tracking",
+            now=self.now,
+        )
 
     def _assign_emails(self, customers: dict[int, Customer], wanted: dict[int, str]) -> None:
         if not wanted:

@@ -13,6 +13,8 @@ from django.db import connection
 from django.utils import timezone
 
 from masivo.tenancy.models import Workspace
+from masivo.tenancy.wakeups import task_wake_on_commit
+from profiles.changes import FOLLOW_UP_TASK
 from profiles.services.settings import profile_settings_get
 
 _REFRESH_SQL = """
@@ -34,7 +36,11 @@ figures AS (
            count(p.customer_id) FILTER (WHERE p.occurred_at >= %(day30)s) AS count_30d,
            COALESCE(sum(p.value) FILTER (WHERE p.occurred_at >= %(day30)s), 0) AS total_30d,
            count(p.customer_id) FILTER (WHERE p.occurred_at >= %(month)s) AS count_month,
-           COALESCE(sum(p.value) FILTER (WHERE p.occurred_at >= %(month)s), 0) AS total_month
+           COALESCE(sum(p.value) FILTER (WHERE p.occurred_at >= %(month)s), 0) AS total_month,
+           ROW(c.purchase_count, c.purchase_total, c.last_purchase_at, c.purchases_30d_count,
+               c.purchases_30d_total, c.purchases_month_count, c.purchases_month_total)
+               AS metrics_before,
+           c.last_seen_at AS seen_before
       FROM profiles_customer c
       LEFT JOIN purchases p ON p.customer_id = c.id
      WHERE c.workspace_id = %(workspace)s AND c.id = ANY(%(customers)s)
@@ -46,19 +52,39 @@ seen AS (
      WHERE workspace_id = %(workspace)s AND customer_id = ANY(%(customers)s)
        AND occurred_at <= %(now)s
      GROUP BY customer_id
+),
+updated AS (
+    UPDATE profiles_customer c
+       SET purchase_count = f.purchase_count,
+           purchase_total = f.purchase_total,
+           last_purchase_at = f.last_purchase_at,
+           purchases_30d_count = f.count_30d,
+           purchases_30d_total = f.total_30d,
+           purchases_month_count = f.count_month,
+           purchases_month_total = f.total_month,
+           last_seen_at = GREATEST(c.last_seen_at, s.last_seen),
+           metrics_updated_at = %(now)s
+      FROM figures f LEFT JOIN seen s ON s.customer_id = f.customer_id
+     WHERE c.workspace_id = %(workspace)s AND c.id = f.customer_id
+    RETURNING c.id,
+              f.metrics_before IS DISTINCT FROM ROW(
+                  f.purchase_count::int, f.purchase_total, f.last_purchase_at, f.count_30d::int,
+                  f.total_30d, f.count_month::int, f.total_month) AS metrics_changed,
+              f.seen_before IS DISTINCT FROM c.last_seen_at AS seen_changed
+),
+-- The profile-change outbox (profiles.changes): what this refresh changed.
+logged AS (
+    INSERT INTO profiles_profilechange (workspace_id, customer_id, kind, keys, source, changed_at)
+    SELECT %(workspace)s, id, 'updated',
+           to_jsonb(array_remove(ARRAY[
+               CASE WHEN seen_changed THEN 'field:last_seen_at' END,
+               CASE WHEN metrics_changed THEN 'metrics' END], NULL)),
+           'metrics', %(now)s
+      FROM updated
+     WHERE metrics_changed OR seen_changed
+    RETURNING 1
 )
-UPDATE profiles_customer c
-   SET purchase_count = f.purchase_count,
-       purchase_total = f.purchase_total,
-       last_purchase_at = f.last_purchase_at,
-       purchases_30d_count = f.count_30d,
-       purchases_30d_total = f.total_30d,
-       purchases_month_count = f.count_month,
-       purchases_month_total = f.total_month,
-       last_seen_at = GREATEST(c.last_seen_at, s.last_seen),
-       metrics_updated_at = %(now)s
-  FROM figures f LEFT JOIN seen s ON s.customer_id = f.customer_id
- WHERE c.workspace_id = %(workspace)s AND c.id = f.customer_id
+SELECT (SELECT count(*) FROM updated), (SELECT count(*) FROM logged)
 """
 
 
@@ -81,7 +107,8 @@ def _month_start(now: datetime, timezone_name: str) -> datetime:
 def customers_refresh_metrics(
     *, workspace: Workspace, customer_ids: list[int], now: datetime | None = None
 ) -> int:
-    """Recompute purchase metrics and last-seen for these customers; returns rows updated."""
+    """Recompute purchase metrics and last-seen for these customers, recording the customers
+    whose figures changed in the profile-change outbox; returns rows updated."""
     if not customer_ids:
         return 0
     now = now or timezone.now()
@@ -99,7 +126,10 @@ def customers_refresh_metrics(
     sql = _REFRESH_SQL.format(value_expression=_value_expression(properties))
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.rowcount
+        updated, logged = cursor.fetchone()
+    if logged:
+        task_wake_on_commit(FOLLOW_UP_TASK, workspace_id=workspace.id)
+    return updated
 
 
 def customers_refresh_rolling_metrics(*, workspace: Workspace, batch_size: int = 5000) -> int:

@@ -341,3 +341,41 @@ class CustomerImportError(TenantModel):
                 fields=["workspace", "customer_import", "row_number"], name="import_err_row"
             )
         ]
+
+
+class ProfileChange(TenantModel):
+    """What changed about a customer, written in the same transaction as the change: the
+    profile-change feed. The ingestion follow-up consumes it (NULL `processed_at` is its
+    outbox) to re-evaluate real-time audiences; destinations and journeys read it as a feed.
+
+    `keys` are dependency keys (`profiles.changes`): `field:<column>`, `traits:<top-level key>`,
+    `tags:<key>`, `consent:<purpose>`, `device`, `metrics`, or `*` (anything may have changed:
+    a new or merged customer). Rows keep the customer's id, never personal data, and outlive
+    the customer. Like the membership change log, the table has an `xid` column (xid8) for
+    late-commit-safe feed readers.
+    """
+
+    class Kind(models.TextChoices):
+        CREATED = "created", "Created"
+        UPDATED = "updated", "Updated"
+        MERGED = "merged", "Merged (the winner; the loser has a 'merged_away' row)"
+        MERGED_AWAY = "merged_away", "Merged into another customer"
+        DELETED = "deleted", "Deleted"
+        ERASED = "erased", "Erased"
+
+    customer_id = models.BigIntegerField()
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    keys = models.JSONField(default=list)
+    source = models.CharField(max_length=16)
+    changed_at = models.DateTimeField(default=now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["workspace", "changed_at"],
+                name="profilechange_unprocessed",
+                condition=models.Q(processed_at__isnull=True),
+            ),
+            models.Index(fields=["workspace", "customer_id", "id"], name="profilechange_customer"),
+        ]

@@ -4,6 +4,7 @@ transaction's id for late-commit-safe readers, and sizes made exact once."""
 from django.db import migrations, models
 
 _BACKFILL = """
+SELECT set_config('masivo.all_workspaces', 'on', true);  -- every workspace's rows (RLS)
 UPDATE audiences_membershipchange SET
     actor = CASE WHEN source IN ('recalculation', 'realtime', 'list') THEN '' ELSE left(source, 100) END,
     source = CASE source WHEN 'recalculation' THEN 'recalculation' WHEN 'realtime' THEN 'realtime'

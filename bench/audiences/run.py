@@ -15,7 +15,7 @@ real-time cost per event, and memory.
    audience.
 5. Real time: 20 real-time audiences; for a few hundred ingested events (a track for an
    existing identified customer, customers drawn in proportion to their activity so heavy ones
-   appear as often as they send events) times `realtime_evaluate` and the whole per-batch
+   appear as often as they send events) times `realtime_evaluate_events` and the whole per-batch
    follow-up (`process_events_now`), p50/p95.
 6. Prints markdown (and EXPLAIN ANALYZE where a goal is missed), drops the scratch database.
 
@@ -546,7 +546,7 @@ class Bench:
         from django.db import transaction
         from django.utils import timezone
 
-        from audiences.realtime import realtime_evaluate
+        from audiences.realtime import realtime_evaluate_events
         from audiences.recalculation import audience_recalculate
         from masivo.pipeline import process_events_now
 
@@ -590,7 +590,7 @@ class Bench:
                     start = time.perf_counter()
                     if path == "evaluate":
                         with transaction.atomic():
-                            result = realtime_evaluate(
+                            result = realtime_evaluate_events(
                                 workspace=self.workspace,
                                 customer_ids=[customer_id],
                                 event_names={name},
@@ -618,7 +618,7 @@ class Bench:
             with self.scope(self.big):
                 start = time.perf_counter()
                 with transaction.atomic():
-                    realtime_evaluate(
+                    realtime_evaluate_events(
                         workspace=self.workspace,
                         customer_ids=sorted({row[0] for row in batch}),
                         event_names={row[2] for row in batch},
@@ -637,7 +637,7 @@ class Bench:
         )
         say("| path | per batch (median) | per event |")
         say("| --- | --- | --- |")
-        for label, index in (("`realtime_evaluate`", 0), ("`process_events_now`", 1)):
+        for label, index in (("`realtime_evaluate_events`", 0), ("`process_events_now`", 1)):
             median = statistics.median(row[index] for row in batches) * 1000
             say(f"| {label} | {median:.1f} ms | {median / size:.2f} ms |")
 
@@ -713,13 +713,13 @@ class Bench:
         say(
             f"\n{len(evaluate)} events, each a track for an identified customer drawn in "
             "proportion to activity, name drawn from the generator's mix; the event is inserted "
-            "first (untimed). `realtime_evaluate` is timed inside `transaction.atomic()` (as the "
+            "first (untimed). `realtime_evaluate_events` is timed inside `transaction.atomic()` (as the "
             "follow-up runs it); the per-batch path is `process_events_now` for a batch of that "
             "one event (claim, metrics refresh, real-time evaluation, commit).\n"
         )
         say("| path / sample | events | p50 | p95 | max |")
         say("| --- | --- | --- | --- | --- |")
-        line("`realtime_evaluate`, all", evaluate)
+        line("`realtime_evaluate_events`, all", evaluate)
         for low, high in BUCKETS:
             label = f"{low}-{high}" if high < 10**9 else f"{low}+"
             line(f"… customers with {label} events", [r for r in evaluate if low <= r[2] <= high])
@@ -734,7 +734,7 @@ class Bench:
         say(
             f"\nAudiences evaluated per event: {touched:.1f} on average (of 20); "
             f"{changed} of {len(evaluate)} events changed a membership. Slowest five "
-            "`realtime_evaluate` calls:\n"
+            "`realtime_evaluate_events` calls:\n"
         )
         for seconds, name, activity, touched_count, moved in sorted(evaluate)[-5:]:
             say(f"- {seconds * 1000:.1f} ms: {name} for a customer with {activity:,} events, "

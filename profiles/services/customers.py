@@ -16,6 +16,7 @@ from django.utils import timezone
 from masivo.tenancy.errors import Conflict, InvalidInput
 from masivo.tenancy.models import Workspace
 from profiles import normalize
+from profiles.changes import ANYTHING, customer_changed, customer_snapshot, profile_changes_record
 from profiles.consent import combine_consent
 from profiles.fields import PROFILE_FIELDS, clean_profile_fields
 from profiles.metrics import customers_refresh_metrics
@@ -27,11 +28,13 @@ from profiles.models import (
     ErasureTombstone,
     Event,
     Identity,
+    ProfileChange,
 )
 from profiles.removal import Departure, customers_depart
 from profiles.services.settings import profile_settings_get
 
 UPSERT_KEYS = ("external_id", "email")
+CHANGE_SOURCE = "customers"  # on profile changes written here (API, dashboard, identify)
 
 
 @dataclass(frozen=True)
@@ -76,13 +79,15 @@ def _apply(customer: Customer, profile: ProfileInput, *, now: datetime) -> None:
     customer.updated_at = now
 
 
-def _save(customer: Customer) -> Customer:
+def _save(customer: Customer, *, before: dict | None) -> Customer:
+    """Save, and record what changed since `before` (None: a new customer) in the outbox."""
     try:
         with transaction.atomic():
             customer.save()
     except IntegrityError as error:
         field = "email" if "email" in str(error) else "external_id"
         raise Conflict(f"another customer has this {field}", field=field) from error
+    customer_changed(before=before, customer=customer, source=CHANGE_SOURCE)
     return customer
 
 
@@ -121,10 +126,11 @@ def customer_upsert(
         # Matched by email, but the body names another external id: never silently re-key.
         raise Conflict("this email belongs to a customer with another external_id", field="email")
     created = customer is None
+    before = None if created else customer_snapshot(customer)
     if created:
         customer = Customer(workspace=workspace, created_at=now, is_anonymous=True)
     _apply(customer, profile, now=now)
-    return _save(customer), created
+    return _save(customer, before=before), created
 
 
 @transaction.atomic
@@ -132,19 +138,22 @@ def customer_update(*, customer: Customer, data: dict, now: datetime | None = No
     profile = clean_profile_input(data)
     _refuse_erased(customer.workspace, profile.fields)
     customer = Customer.objects.select_for_update().get(id=customer.id)
+    before = customer_snapshot(customer)
     _apply(customer, profile, now=now or timezone.now())
-    return _save(customer)
+    return _save(customer, before=before)
 
 
 @transaction.atomic
 def customer_tags_patch(*, customer: Customer, tags: Any) -> Customer:
     cleaned = normalize.clean_tags(tags)
     customer = Customer.objects.select_for_update().get(id=customer.id)
+    before = customer_snapshot(customer)
     customer.tags = {**customer.tags, **cleaned}
     if len(customer.tags) > normalize.MAX_TAGS:
         raise InvalidInput(f"at most {normalize.MAX_TAGS} tags", field="tags")
     customer.updated_at = timezone.now()
     customer.save(update_fields=["tags", "updated_at"])
+    customer_changed(before=before, customer=customer, source=CHANGE_SOURCE)
     return customer
 
 
@@ -152,11 +161,13 @@ def customer_tags_patch(*, customer: Customer, tags: Any) -> Customer:
 def customer_tags_delete(*, customer: Customer, keys: list[str] | None) -> Customer:
     """Remove the named tags, or all of them when `keys` is None."""
     customer = Customer.objects.select_for_update().get(id=customer.id)
+    before = customer_snapshot(customer)
     customer.tags = (
         {} if keys is None else {k: v for k, v in customer.tags.items() if k not in keys}
     )
     customer.updated_at = timezone.now()
     customer.save(update_fields=["tags", "updated_at"])
+    customer_changed(before=before, customer=customer, source=CHANGE_SOURCE)
     return customer
 
 
@@ -182,11 +193,12 @@ def customer_identify(
             customers_merge(winner=known, loser=customer, reason="identify", actor=actor)
             return Customer.objects.get(id=known.id)
     customer = Customer.objects.select_for_update().get(id=customer.id)
+    before = customer_snapshot(customer)
     for key, value in fields.items():
         setattr(customer, key, value)
     customer.is_anonymous = False
     customer.updated_at = timezone.now()
-    return _save(customer)
+    return _save(customer, before=before)
 
 
 def _fill(winner: Customer, loser: Customer) -> None:
@@ -260,6 +272,21 @@ def customers_merge(*, winner: Customer, loser: Customer, reason: str, actor: st
         )
     )
     Customer.objects.filter(id=loser.id).delete()
+    now = winner.updated_at
+    profile_changes_record(
+        workspace_id=winner.workspace_id,
+        changes=[(winner.id, [ANYTHING])],
+        source="merge",
+        kind=ProfileChange.Kind.MERGED,
+        now=now,
+    )
+    profile_changes_record(
+        workspace_id=winner.workspace_id,
+        changes=[(loser.id, [])],
+        source="merge",
+        kind=ProfileChange.Kind.MERGED_AWAY,
+        now=now,
+    )
     return winner
 
 
@@ -271,14 +298,20 @@ def customer_delete(*, customer: Customer) -> None:
 
 
 def _depart(customer: Customer, *, reason: str) -> None:
+    """Before the row goes: the layers above end what they hold, and the feed says so."""
     Customer.objects.select_for_update().filter(id=customer.id).first()
+    now = timezone.now()
     customers_depart(
         Departure(
-            workspace_id=customer.workspace_id,
-            customer_ids=[customer.id],
-            reason=reason,
-            now=timezone.now(),
+            workspace_id=customer.workspace_id, customer_ids=[customer.id], reason=reason, now=now
         )
+    )
+    profile_changes_record(
+        workspace_id=customer.workspace_id,
+        changes=[(customer.id, [])],
+        source="removal",
+        kind=reason,
+        now=now,
     )
 
 

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from masivo.tenancy.errors import InvalidInput
 from profiles import normalize
+from profiles.changes import DEVICE, profile_changes_record
 from profiles.models import Customer, Device
 from profiles.services.settings import profile_settings_get
 
@@ -66,6 +67,9 @@ def device_register(*, customer: Customer, data, now: datetime | None = None) ->
     now = now or timezone.now()
     device = clean_device_input(data)
     ttl = timedelta(days=profile_settings_get(workspace=customer.workspace).device_token_ttl_days)
+    previous_owner = (
+        Device.objects.filter(token=device["token"]).values_list("customer_id", flat=True).first()
+    )
     registered, _ = Device.objects.update_or_create(
         workspace_id=customer.workspace_id,
         token=device["token"],
@@ -88,13 +92,25 @@ def device_register(*, customer: Customer, data, now: datetime | None = None) ->
             "expires_at": now + ttl,
         },
     )
+    owners = {customer.id, previous_owner} - {None}
+    profile_changes_record(
+        workspace_id=customer.workspace_id,
+        changes=[(owner, [DEVICE]) for owner in sorted(owners)],
+        source="device",
+        now=now,
+    )
     return registered
 
 
+@transaction.atomic
 def device_remove(*, customer: Customer, token: str | None) -> int:
     """Remove one device by token, or every device of the customer; returns how many."""
     devices = Device.objects.filter(customer_id=customer.id)
     if token is not None:
         devices = devices.filter(token=token)
     deleted, _ = devices.delete()
+    if deleted:
+        profile_changes_record(
+            workspace_id=customer.workspace_id, changes=[(customer.id, [DEVICE])], source="device"
+        )
     return deleted

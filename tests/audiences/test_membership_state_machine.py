@@ -7,7 +7,6 @@ import itertools
 from collections import defaultdict
 
 import pytest
-from django.db import transaction
 from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -23,12 +22,17 @@ from hypothesis.stateful import (
 
 from audiences.lists import list_upload_create, list_upload_run
 from audiences.models import Audience, Membership, MembershipChange
-from audiences.realtime import realtime_evaluate
 from audiences.recalculation import audience_recalculate
 from audiences.services import audience_create, audience_update, list_members_change
+from masivo.pipeline import process_events_now
 from masivo.tenancy.context import workspace_scope
 from profiles.models import Customer, Event
-from profiles.services.customers import customer_delete, customer_erase, customers_merge
+from profiles.services.customers import (
+    customer_delete,
+    customer_erase,
+    customer_update,
+    customers_merge,
+)
 from tests.factories import CustomerFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db
@@ -104,26 +108,21 @@ class Membership_(RuleBasedStateMachine):
     def purchase(self, customer):
         if not Customer.objects.filter(id=customer).exists():
             return
-        with transaction.atomic():
-            Event.objects.create(
-                workspace=self.workspace,
-                customer_id=customer,
-                name="purchase",
-                occurred_at=timezone.now(),
-                message_id=f"m{next(_message_ids)}",
-                source="test",
-            )
-            realtime_evaluate(
-                workspace=self.workspace, customer_ids=[customer], event_names={"purchase"}
-            )
+        Event.objects.create(
+            workspace=self.workspace,
+            customer_id=customer,
+            name="purchase",
+            occurred_at=timezone.now(),
+            message_id=f"m{next(_message_ids)}",
+            source="test",
+        )
+        process_events_now(workspace=self.workspace)
 
     @rule(customer=customers, country=st.sampled_from(COUNTRIES))
     def move(self, customer, country):
-        with transaction.atomic():
-            Customer.objects.filter(id=customer).update(country=country)
-            realtime_evaluate(
-                workspace=self.workspace, customer_ids=[customer], event_names={"Identify"}
-            )
+        for found in Customer.objects.filter(id=customer):
+            customer_update(customer=found, data={"country": country})
+        process_events_now(workspace=self.workspace)
 
     @rule(customers=st.lists(customers, max_size=3), remove=st.lists(customers, max_size=2))
     def list_change(self, customers, remove):

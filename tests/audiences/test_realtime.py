@@ -3,7 +3,6 @@
 import pytest
 
 from audiences.models import Audience, Membership, MembershipChange
-from audiences.recalculation import audience_recalculate
 from audiences.services import audience_create
 from masivo.pipeline import process_events_now
 from masivo.tenancy.context import workspace_scope
@@ -76,13 +75,11 @@ def test_an_event_makes_a_member_leave(tracking, workspace):
     )
     tracking.post("identify", {"userId": "u1", "messageId": "1"})
     follow_up(workspace)
-    with workspace_scope(workspace.id):
-        audience_recalculate(audience=never, reason="test")
-    assert members(workspace, never) == [("u1", "recalculation")]
+    assert members(workspace, never) == [("u1", "realtime")]  # a new customer: judged at once
     tracking.post("track", {"userId": "u1", "event": "purchase", "messageId": "2"})
     follow_up(workspace)
     assert members(workspace, never) == []
-    assert logged(workspace, never) == [("enter", "recalculation"), ("exit", "realtime")]
+    assert logged(workspace, never) == [("enter", "realtime"), ("exit", "realtime")]
 
 
 def test_anonymous_activity_enters_nothing(tracking, workspace):

@@ -36,6 +36,8 @@ NESTED = {
         ]
     },
 }  # fmt: skip
+# What NESTED reads, for real time (audiences.dependencies).
+DEPENDENCIES = ["consent:email_marketing", "event:purchase", "field:country", "field:is_anonymous"]
 GRANTED = {"email_marketing": {"status": "granted", "at": "2026-10-01T09:00:00+00:00",
                                "source": "test"}}  # fmt: skip
 
@@ -232,6 +234,7 @@ def test_creating_a_rules_audience_stores_it_and_queues_its_first_calculation(
         "kind": "rules", "rules": NESTED, "schedule": "weekly", "is_realtime": True,
         "version": 1, "event_names": ["purchase"], "profile_fields": ["country"],
         "depends_on": [], "is_time_based": True, "size": 0, "last_run_at": None,
+        "dependencies": DEPENDENCIES,
         "last_run_entered": 0, "last_run_exited": 0, "last_run_duration_ms": None,
     }  # fmt: skip
     assert runs(workspace) == [("Engaged", "created", "queued")]
@@ -369,7 +372,7 @@ def test_changing_the_rules_makes_a_new_version_and_queues_a_recalculation(
 
     assert stored(workspace) == [
         before | {"rules": NESTED, "version": 2, "event_names": ["purchase"],
-                  "is_time_based": True}
+                  "is_time_based": True, "dependencies": DEPENDENCIES}
     ]  # fmt: skip
     assert runs(workspace) == [
         ("Mexico", "created", "queued"),
