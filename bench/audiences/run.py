@@ -713,9 +713,9 @@ class Bench:
         say(
             f"\n{len(evaluate)} events, each a track for an identified customer drawn in "
             "proportion to activity, name drawn from the generator's mix; the event is inserted "
-            "first (untimed). `realtime_evaluate_events` is timed inside `transaction.atomic()` (as the "
-            "follow-up runs it); the per-batch path is `process_events_now` for a batch of that "
-            "one event (claim, metrics refresh, real-time evaluation, commit).\n"
+            "first (untimed). `realtime_evaluate_events` is timed inside `transaction.atomic()` "
+            "(as the follow-up runs it); the per-batch path is `process_events_now` for a batch of "
+            "that one event (claim, metrics refresh, real-time evaluation, commit).\n"
         )
         say("| path / sample | events | p50 | p95 | max |")
         say("| --- | --- | --- | --- | --- |")
