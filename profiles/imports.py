@@ -14,13 +14,12 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from masivo.tenancy.context import all_workspaces
+from masivo.jobs import PermanentJobError, job_heartbeat, job_run, job_succeed, jobs_to_wake
 from masivo.tenancy.errors import InvalidInput
 from masivo.tenancy.models import Workspace
 from masivo.tenancy.wakeups import task_wake, task_wake_on_commit
@@ -51,7 +50,6 @@ BATCH_ROWS = 1000
 STATS_FIRST_REFRESH = 5000  # rows written; then at every doubling
 MAX_COLUMNS = 200
 MAX_ERRORS_KEPT = 100_000
-STALL_AFTER = timedelta(minutes=5)
 IMPORT_TASK = "profiles.import_customers"  # profiles.tasks.import_customers
 MAX_IMPORT_BYTES = 2 * 1024 * 1024 * 1024  # the API and the dashboard refuse larger files
 MATCH_KEYS = ("external_id", "email")
@@ -399,48 +397,29 @@ def _record_failures(customer_import: CustomerImport, failures: list) -> None:
     )
 
 
-def customer_import_claim(*, customer_import: CustomerImport, now: datetime | None = None) -> bool:
-    """Take the import for this worker: queued, or running but silent for STALL_AFTER."""
-    now = now or timezone.now()
-    claimable = Q(status=CustomerImport.Status.QUEUED) | Q(
-        status=CustomerImport.Status.RUNNING, heartbeat_at__lt=now - STALL_AFTER
-    )
-    claimed = CustomerImport.objects.filter(claimable, id=customer_import.id).update(
-        status=CustomerImport.Status.RUNNING, heartbeat_at=now, started_at=now
-    )
-    return claimed == 1
-
-
-def customer_import_process(*, customer_import: CustomerImport) -> None:
-    """The worker's whole job for one import: claim it, then run it from its checkpoint.
-
-    Does nothing if it is finished or another worker holds it (safe to wake twice).
-    """
-    if customer_import_claim(customer_import=customer_import):
-        customer_import.refresh_from_db()
-        customer_import_run(customer_import=customer_import)
+def customer_import_process(*, customer_import: CustomerImport) -> CustomerImport:
+    """The worker's whole job for one import, as a job (masivo.jobs): claim it, run it from its
+    checkpoint, and end it succeeded, failed with the reason, or queued again after a transient
+    error. Does nothing if it is finished or another worker holds it (safe to wake twice)."""
+    return job_run(customer_import, lambda job: customer_import_run(customer_import=job))
 
 
 def customer_imports_resume_stalled(*, now: datetime | None = None) -> int:
-    """Beat, across workspaces: wake again imports never picked up or whose worker went silent
-    for STALL_AFTER. Returns how many were woken."""
-    cutoff = (now or timezone.now()) - STALL_AFTER
-    with all_workspaces(reason="beat: find stalled customer imports in every workspace"):
-        stalled = list(
-            CustomerImport.objects.filter(
-                status__in=[CustomerImport.Status.QUEUED, CustomerImport.Status.RUNNING],
-                created_at__lt=cutoff,
-            )
-            .exclude(heartbeat_at__gte=cutoff)
-            .values_list("workspace_id", "id")
-        )
+    """Beat, across workspaces: wake again imports never picked up, due for a retry, or whose
+    worker went silent (masivo.jobs.jobs_to_wake). Returns how many were woken."""
+    stalled = jobs_to_wake(
+        CustomerImport, reason="beat: find customer imports to wake again", now=now
+    )
     for workspace_id, import_id in stalled:
         task_wake(IMPORT_TASK, workspace_id=workspace_id, import_id=import_id)
     return len(stalled)
 
 
 def customer_import_run(*, customer_import: CustomerImport, batch_rows: int = BATCH_ROWS) -> None:
-    """Process the import from its checkpoint to the end (call after claiming it)."""
+    """The job's work: process the import from its checkpoint to the end (run it through
+    `customer_import_process`, which claims it). Each batch commits with the counters, the
+    checkpoint and a heartbeat; a file that cannot be read on, or a row that breaks a
+    constraint, raises `PermanentJobError` with the recorded reason."""
     batch, failures = [], []
     refresh_stats_at = [STATS_FIRST_REFRESH]
 
@@ -452,8 +431,11 @@ def customer_import_run(*, customer_import: CustomerImport, batch_rows: int = BA
             _record_failures(current, problems)
             current.next_row = last_number
             current.bytes_done = min(stream.bytes_read, current.size_bytes)
-            current.heartbeat_at = now
-            current.save()
+            job_heartbeat(
+                current, next_row=current.next_row, bytes_done=current.bytes_done,
+                rows_created=current.rows_created, rows_updated=current.rows_updated,
+                rows_failed=current.rows_failed,
+            )  # fmt: skip
         customer_import.__dict__.update(current.__dict__)
         batch.clear()
         failures.clear()
@@ -488,17 +470,10 @@ def customer_import_run(*, customer_import: CustomerImport, batch_rows: int = BA
             reason = f"a row conflicts with another customer ({error.__cause__ or error})"
         else:
             reason = str(error)
-        CustomerImport.objects.filter(id=customer_import.id).update(
-            status=CustomerImport.Status.FAILED,
-            error=f"stopped after row {last_number}: {reason}",
-            finished_at=timezone.now(),
-        )
-        return
-    CustomerImport.objects.filter(id=customer_import.id).update(
-        status=CustomerImport.Status.SUCCEEDED, bytes_done=customer_import.size_bytes,
-        finished_at=timezone.now(),
-    )  # fmt: skip
-    CustomerImportChunk.objects.filter(customer_import=customer_import).delete()
+        raise PermanentJobError(f"stopped after row {last_number}: {reason}") from error
+    with transaction.atomic():
+        CustomerImportChunk.objects.filter(customer_import=customer_import).delete()
+        job_succeed(customer_import, bytes_done=customer_import.size_bytes)
 
 
 def customer_import_errors_csv(*, customer_import: CustomerImport) -> Iterator[str]:

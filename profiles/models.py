@@ -1,10 +1,13 @@
 """Customers, their identities, consent, devices and events."""
 
+from datetime import timedelta
+
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Upper
 from django.utils.timezone import now
 
+from masivo.jobs import Job
 from masivo.tenancy.managers import TenantModel
 
 
@@ -279,8 +282,11 @@ class ErasureTombstone(TenantModel):
         ]
 
 
-class CustomerImport(TenantModel):
-    """A CSV of customers being upserted in batches; resumable from `next_row`."""
+class CustomerImport(Job):
+    """A CSV of customers being upserted in batches (a job: see masivo.jobs; `next_row` is its
+    checkpoint)."""
+
+    STALL_AFTER = timedelta(minutes=5)  # a batch of 1,000 rows, or ANALYZE as the table grows
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -298,12 +304,7 @@ class CustomerImport(TenantModel):
     rows_created = models.PositiveIntegerField(default=0)
     rows_updated = models.PositiveIntegerField(default=0)
     rows_failed = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
     created_by = models.CharField(max_length=100)
-    created_at = models.DateTimeField(default=now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     @property
     def progress(self) -> float:

@@ -1,11 +1,17 @@
 """Customer CSV imports through the API, processed by the task as a worker would."""
 
 import json
+from datetime import timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import OperationalError
+from django.utils import timezone
 
+from masivo.jobs import jobs_to_wake
 from masivo.tenancy.context import workspace_scope
+from profiles import imports
+from profiles.imports import IMPORT_TASK, customer_imports_resume_stalled
 from profiles.models import ConsentChange, Customer, CustomerImport
 from profiles.tasks import import_customers
 from tests.factories import CustomerFactory
@@ -226,3 +232,48 @@ def test_a_constraint_error_stops_the_import_with_its_reason(api, workspace, mon
         "stopped after row 1: a row conflicts with another customer "
         "(duplicate key value violates unique constraint)"
     )
+
+
+def test_an_import_whose_worker_went_silent_is_woken_and_resumed(api, workspace, monkeypatch):
+    woken = []
+    monkeypatch.setattr(imports, "task_wake", lambda name, **kwargs: woken.append((name, kwargs)))
+    silent = upload(api, "external_id\nu1\nu2\n").json()
+    fresh = upload(api, "external_id\nu3\n").json()
+    long_ago = timezone.now() - timedelta(hours=1)
+    with workspace_scope(workspace.id):
+        CustomerImport.objects.filter(id=silent["id"]).update(
+            status="running", attempts=1, created_at=long_ago, started_at=long_ago,
+            heartbeat_at=long_ago, next_row=1,
+        )  # fmt: skip
+
+    assert customer_imports_resume_stalled() == 1
+    assert woken == [(IMPORT_TASK, {"workspace_id": workspace.id, "import_id": silent["id"]})]
+    run(workspace, silent["id"])
+
+    status = api.get(f"/api/v1/customer-imports/{silent['id']}").json()
+    assert (status["status"], status["next_row"], status["rows_created"]) == ("succeeded", 2, 1)
+    assert api.get(f"/api/v1/customer-imports/{fresh['id']}").json()["status"] == "queued"
+    with workspace_scope(workspace.id):
+        assert CustomerImport.objects.get(id=silent["id"]).attempts == 2
+        assert list(Customer.objects.values_list("external_id", flat=True)) == ["u2"]
+
+
+def test_a_transient_error_queues_the_import_again_with_backoff(api, workspace, monkeypatch):
+    def lost_connection(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    job = upload(api, "external_id\nu1\n").json()
+    monkeypatch.setattr(imports, "_write_customers", lost_connection)
+    before = timezone.now()
+    run(workspace, job["id"])
+
+    with workspace_scope(workspace.id):
+        stored = CustomerImport.objects.get(id=job["id"])
+    assert (stored.status, stored.attempts, stored.next_row, stored.error) == (
+        "queued", 1, 0, "OperationalError: server closed the connection unexpectedly"
+    )  # fmt: skip
+    backoff = timedelta(seconds=10)  # Job.FIRST_BACKOFF
+    assert before + backoff <= stored.retry_at <= timezone.now() + backoff
+    assert jobs_to_wake(CustomerImport, reason="test", now=stored.retry_at) == [
+        (workspace.id, job["id"])
+    ]
