@@ -5,15 +5,16 @@ of the rows that added no one. List membership is static: never re-evaluated."""
 from __future__ import annotations
 
 import csv
+from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
 
 from audiences.membership import cause_upload, membership_apply
 from audiences.models import Audience, ListUpload, ListUploadChunk, ListUploadProblem
-from masivo.jobs import PermanentJobError, job_run, job_succeed
+from masivo.jobs import PermanentJobError, job_run, job_succeed, jobs_to_wake
 from masivo.tenancy.errors import Conflict, InvalidInput
-from masivo.tenancy.wakeups import task_wake_on_commit
+from masivo.tenancy.wakeups import task_wake, task_wake_on_commit
 from profiles import normalize
 from profiles.files import CHUNK_BYTES, ChunkStream, csv_lines, store_chunks, text_reader
 from profiles.models import Customer
@@ -197,3 +198,13 @@ def list_upload_problems_csv(*, list_upload: ListUpload):
         .values_list("row_number", "value", "reason")
     )
     return csv_lines(["row", "value", "reason"], problems, workspace_id=list_upload.workspace_id)
+
+
+def list_uploads_resume_stalled(*, now: datetime | None = None) -> int:
+    """Beat, across workspaces: wake again uploads never picked up, due for a retry, or whose
+    worker went silent (masivo.jobs.jobs_to_wake); each resumes after its checkpoint. Returns
+    how many were woken."""
+    stalled = jobs_to_wake(ListUpload, reason="beat: find list uploads to wake again", now=now)
+    for workspace_id, upload_id in stalled:
+        task_wake(LIST_UPLOAD_TASK, workspace_id=workspace_id, upload_id=upload_id)
+    return len(stalled)

@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.utils import timezone
 
-from audiences.lists import LIST_UPLOAD_TASK, list_upload_run
+from audiences.lists import LIST_UPLOAD_TASK, list_upload_run, list_uploads_resume_stalled
 from audiences.models import ListUpload, Recalculation
 from audiences.scheduling import (
     WORKSPACE_DUE_TASK,
@@ -39,3 +39,9 @@ def process_list_upload(*, workspace_id: int, upload_id: int) -> None:
     list_upload = ListUpload.objects.filter(id=upload_id).first()
     if list_upload is not None:
         list_upload_run(list_upload=list_upload)
+
+
+@shared_task(name="audiences.resume_stalled_list_uploads")
+def resume_stalled_list_uploads() -> int:
+    """Beat: wake uploads never picked up, due for a retry, or whose worker went silent."""
+    return list_uploads_resume_stalled(now=timezone.now())

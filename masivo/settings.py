@@ -167,6 +167,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "profiles.resume_stalled_imports",
         "schedule": 120.0,
     },
+    "resume-stalled-list-uploads": {
+        "task": "audiences.resume_stalled_list_uploads",
+        "schedule": 120.0,
+    },
     "refresh-rolling-metrics": {
         "task": "masivo.pipeline.refresh_rolling_metrics",
         "schedule": crontab(hour=3, minute=15),

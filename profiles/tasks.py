@@ -16,5 +16,5 @@ def import_customers(*, workspace_id: int, import_id: int) -> None:
 
 @shared_task(name="profiles.resume_stalled_imports")
 def resume_stalled_imports() -> int:
-    """Beat: re-queue imports that were never picked up or whose worker went silent."""
+    """Beat: wake imports never picked up, due for a retry, or whose worker went silent."""
     return customer_imports_resume_stalled()

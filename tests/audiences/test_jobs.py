@@ -10,12 +10,13 @@ from django.db import connection
 from django.utils import timezone
 
 from audiences import lists
-from audiences.lists import list_upload_create, list_upload_run
+from audiences.lists import LIST_UPLOAD_TASK, list_upload_create, list_upload_run
 from audiences.membership import MEMBERSHIP_LOCK_NAMESPACE
 from audiences.models import Audience, ListUpload, Membership, Recalculation
 from audiences.recalculation import recalculation_queue, recalculation_run
 from audiences.scheduling import audiences_due_recalculate
 from audiences.services import audience_create
+from audiences.tasks import resume_stalled_list_uploads
 from masivo.jobs import jobs_to_wake
 from masivo.tenancy.context import workspace_scope
 from tests.factories import CustomerFactory
@@ -170,3 +171,28 @@ def test_an_upload_that_is_not_utf8_fails_with_the_reason(scope):
     upload.refresh_from_db()
     assert (upload.status, upload.error) == ("failed", "the file is not UTF-8 text")
     assert list_upload_run(list_upload=upload).status == "failed"  # finished: a no-op
+
+
+def test_the_beat_wakes_a_silent_list_upload_and_not_a_fresh_one(scope, monkeypatch):
+    woken = []
+    monkeypatch.setattr(lists, "task_wake", lambda name, **kwargs: woken.append((name, kwargs)))
+    vip = audience_create(workspace=scope, data={"name": "VIP", "kind": "list"})
+
+    def create(content: bytes) -> ListUpload:
+        return list_upload_create(
+            audience=vip, upload=io.BytesIO(content), filename="vip.csv", identifier="email",
+            create_missing=True, actor="test",
+        )  # fmt: skip
+
+    silent, fresh = create(b"a@example.com\n"), create(b"b@example.com\n")
+    long_ago = timezone.now() - timedelta(hours=1)
+    ListUpload.objects.filter(id=silent.id).update(
+        status="running", attempts=1, created_at=long_ago, started_at=long_ago,
+        heartbeat_at=long_ago,
+    )  # fmt: skip
+
+    assert resume_stalled_list_uploads() == 1
+    assert woken == [(LIST_UPLOAD_TASK, {"workspace_id": scope.id, "upload_id": silent.id})]
+    assert ListUpload.objects.get(id=fresh.id).status == "queued"
+    finished = list_upload_run(list_upload=silent)
+    assert (finished.status, finished.attempts, finished.rows_created) == ("succeeded", 2, 1)
