@@ -20,12 +20,12 @@ from audiences.rules.ast import parse_rules
 from audiences.rules.compiler import Compiler
 from audiences.services import next_run
 from masivo.jobs import job_run, job_succeed
+from masivo.tenancy.models import Workspace
 from profiles.models import ProfileSettings
 from profiles.services.settings import profile_settings_get
 
 
-def compiler_for(audience_or_workspace, *, now: datetime) -> Compiler:
-    workspace = getattr(audience_or_workspace, "workspace", audience_or_workspace)
+def compiler_for_workspace(*, workspace: Workspace, now: datetime) -> Compiler:
     settings = profile_settings_get(workspace=workspace)
     return Compiler(
         workspace_id=workspace.id,
@@ -34,7 +34,8 @@ def compiler_for(audience_or_workspace, *, now: datetime) -> Compiler:
     )
 
 
-def recalculation_queue(*, audience: Audience, reason: str) -> Recalculation:
+def recalculation_create(*, audience: Audience, reason: str) -> Recalculation:
+    """A queued run of the audience's current version (the caller wakes or runs it)."""
     return Recalculation.objects.create(
         workspace=audience.workspace, audience=audience, version=audience.version, reason=reason
     )
@@ -82,7 +83,8 @@ def _recalculate(run: Recalculation, now: datetime) -> None:
         audience = Audience.objects.select_for_update().get(id=run.audience_id)
         if _skip_if_stale(current, audience):
             return
-        members, params = compiler_for(audience, now=now).members_sql(parse_rules(audience.rules))
+        compiler = compiler_for_workspace(workspace=audience.workspace, now=now)
+        members, params = compiler.members_sql(parse_rules(audience.rules))
         with connection.cursor() as cursor:
             # The statement is new every run and its estimated cost is high, so JIT would
             # inline and optimize it: 0.3-1 s of compilation on 1-2 s statements at a million
@@ -114,7 +116,7 @@ def _recalculate(run: Recalculation, now: datetime) -> None:
 def audience_recalculate(*, audience: Audience, reason: str, now: datetime | None = None):
     """Queue and run at once (used by tests, the CLI and the worker)."""
     return recalculation_run(
-        recalculation=recalculation_queue(audience=audience, reason=reason), now=now
+        recalculation=recalculation_create(audience=audience, reason=reason), now=now
     )
 
 

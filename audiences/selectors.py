@@ -11,7 +11,7 @@ from django.utils import timezone
 from audiences.apps import MEMBERSHIP_CHANGES_FEED
 from audiences.facts import facts_for_customers
 from audiences.models import Audience, ListUpload, Membership, MembershipChange, Recalculation
-from audiences.recalculation import compiler_for
+from audiences.recalculation import compiler_for_workspace
 from audiences.rules.evaluator import Evaluator
 from audiences.services import validated_rules
 from masivo.feeds.selectors import FeedPosition, feed_rows_after
@@ -31,7 +31,7 @@ def audience_preview(*, workspace, rules_document, now: datetime | None = None) 
     """Count and sample of unsaved rules, bounded by a statement timeout."""
     now = now or timezone.now()
     rules = validated_rules(rules_document)
-    members, params = compiler_for(workspace, now=now).members_sql(rules)
+    members, params = compiler_for_workspace(workspace=workspace, now=now).members_sql(rules)
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(f"SET LOCAL statement_timeout = {int(PREVIEW_TIMEOUT_MS)}")

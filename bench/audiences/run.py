@@ -751,7 +751,7 @@ class Bench:
         from django.utils import timezone
 
         from audiences.membership import replace_statement
-        from audiences.recalculation import compiler_for
+        from audiences.recalculation import compiler_for_workspace
         from audiences.rules.ast import parse_rules
 
         for rule in RULES:
@@ -761,9 +761,9 @@ class Bench:
             now = timezone.now()
             with self.scope(self.big):
                 audience = self.app_audiences[rule.key]
-                members, params = compiler_for(self.workspace, now=now).members_sql(
-                    parse_rules(audience.rules)
-                )
+                members, params = compiler_for_workspace(
+                    workspace=self.workspace, now=now
+                ).members_sql(parse_rules(audience.rules))
                 params |= _cause_params(self.big, audience.id, now)
                 with transaction.atomic(), connection.cursor() as cursor:
                     cursor.execute("SET LOCAL jit = off")  # as recalculation_run does

@@ -13,7 +13,7 @@ from audiences import lists
 from audiences.lists import LIST_UPLOAD_TASK, list_upload_create, list_upload_run
 from audiences.membership import MEMBERSHIP_LOCK_NAMESPACE
 from audiences.models import Audience, ListUpload, Membership, Recalculation
-from audiences.recalculation import recalculation_queue, recalculation_run
+from audiences.recalculation import recalculation_create, recalculation_run
 from audiences.scheduling import audiences_due_recalculate
 from audiences.services import audience_create
 from audiences.tasks import resume_stalled_list_uploads
@@ -48,7 +48,7 @@ def test_a_failing_recalculation_ends_failed_with_its_reason_and_the_next_run_st
     break_rules(audience)
     before = timezone.now()
 
-    run = recalculation_run(recalculation=recalculation_queue(audience=audience, reason="test"))
+    run = recalculation_run(recalculation=recalculation_create(audience=audience, reason="test"))
 
     stored = Recalculation.objects.get(id=run.id)
     assert (stored.status, stored.attempts, stored.size) == ("failed", 1, None)
@@ -78,7 +78,7 @@ def test_one_failing_audience_never_blocks_the_others_of_its_workspace(scope):
 def test_the_api_shows_a_failed_run_and_its_error(scope, api):
     audience = rules_audience(scope, "Broken")
     break_rules(audience)
-    recalculation_run(recalculation=recalculation_queue(audience=audience, reason="test"))
+    recalculation_run(recalculation=recalculation_create(audience=audience, reason="test"))
 
     runs = api.get(f"/api/v1/audiences/{audience.id}/recalculate").json()
 
@@ -90,7 +90,7 @@ def test_the_api_shows_a_failed_run_and_its_error(scope, api):
 
 def test_a_transient_error_queues_the_run_again_with_backoff(scope):
     audience = rules_audience(scope, "Mexico")
-    run = recalculation_queue(audience=audience, reason="test")
+    run = recalculation_create(audience=audience, reason="test")
     settings = connection.settings_dict
     with psycopg.connect(
         host=settings["HOST"], port=settings["PORT"], dbname=settings["NAME"],
@@ -116,7 +116,7 @@ def test_a_transient_error_queues_the_run_again_with_backoff(scope):
 def test_a_run_whose_worker_went_silent_is_woken_and_taken_again(scope):
     audience = rules_audience(scope, "Mexico")
     CustomerFactory(workspace=scope, country="MX")
-    run = recalculation_queue(audience=audience, reason="test")
+    run = recalculation_create(audience=audience, reason="test")
     long_ago = timezone.now() - timedelta(hours=1)
     Recalculation.objects.filter(id=run.id).update(
         status="running", attempts=1, started_at=long_ago, heartbeat_at=long_ago
