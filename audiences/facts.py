@@ -15,7 +15,8 @@ from django.db.models import Q
 from audiences.models import Membership
 from audiences.rules.ast import EventCondition, Rules
 from audiences.rules.evaluator import Facts
-from profiles.models import Customer, Device, Event, ProfileSettings
+from profiles.consent import consent_opt_out
+from profiles.models import Customer, Device, Event
 from profiles.services.settings import profile_settings_get
 
 PROFILE_COLUMNS = [
@@ -60,8 +61,7 @@ def facts_for_customers(
     `event_since` (from `event_windows`, with the evaluator's `now`) skips events that no
     condition can match: for a busy customer, most of them.
     """
-    settings = profile_settings_get(workspace=workspace)
-    opt_out = settings.consent_regime == ProfileSettings.ConsentRegime.OPT_OUT
+    opt_out = consent_opt_out(profile_settings_get(workspace=workspace))
     facts = {
         row["id"]: Facts(profile=row, consent_opt_out=opt_out)
         for row in Customer.objects.filter(id__in=customer_ids).values(*PROFILE_COLUMNS)

@@ -1,8 +1,23 @@
-"""Consent: the one place that answers "may we contact this customer for purpose P?"."""
+"""Consent: the one place that answers "may we contact this customer for purpose P?".
+
+THE consent policy is `CONSENT_POLICY`: for each status a purpose can have (granted, denied, not
+recorded) under each regime (opt-in, opt-out), whether it allows contact. Everything that
+decides consent uses one of its two forms, never its own reading of the rule:
+- `consent_allows(consent, purpose, opt_out=...)` for one customer's `consent` document: the
+  rule evaluator, `may_contact`, and sends or exports that hold a customer;
+- `consent_allows_sql(column_sql, purpose_param, opt_out=..., bind=...)`, the same answer as a
+  boolean SQL expression over a `consent` jsonb column: the rule compiler, and set-based sends
+  and syncs.
+A purpose with no record, or a record without a status, is not recorded; any stored status other
+than granted reads as denied (fails closed). `consent_opt_out(settings)` gives a workspace's
+regime. tests/profiles/test_consent_policy.py holds both forms to the table on real Postgres.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from types import MappingProxyType
 
 from django.db import transaction
 from django.utils import timezone
@@ -11,23 +26,78 @@ from masivo.tenancy.errors import InvalidInput
 from profiles.changes import profile_changes_record
 from profiles.models import ConsentChange, ConsentPurpose, ConsentStatus, Customer, ProfileSettings
 
+GRANTED = ConsentStatus.GRANTED.value
+DENIED = ConsentStatus.DENIED.value
 NOT_RECORDED = None
+
+# (status, opt_out) → allowed. The opt-out regime is the only difference: not recorded = allowed.
+CONSENT_POLICY = MappingProxyType(
+    {
+        (GRANTED, False): True,
+        (GRANTED, True): True,
+        (DENIED, False): False,
+        (DENIED, True): False,
+        (NOT_RECORDED, False): False,
+        (NOT_RECORDED, True): True,
+    }
+)
+
+
+def recorded_consent_status(consent: dict | None, purpose: str):
+    """The status stored for `purpose` as it is (None when nothing is recorded)."""
+    record = consent.get(purpose) if isinstance(consent, dict) else None
+    return record.get("status") if isinstance(record, dict) else None
+
+
+def consent_policy_status(consent: dict | None, purpose: str) -> str | None:
+    """The row of `CONSENT_POLICY` that applies: granted, denied or NOT_RECORDED."""
+    status = recorded_consent_status(consent, purpose)
+    if status is None:
+        return NOT_RECORDED
+    return GRANTED if status == GRANTED else DENIED
+
+
+def consent_allows(consent: dict | None, purpose: str, *, opt_out: bool) -> bool:
+    """Whether a customer's `consent` document allows contact for `purpose` under the regime."""
+    return CONSENT_POLICY[consent_policy_status(consent, purpose), opt_out]
+
+
+def consent_allows_sql(
+    column_sql: str, purpose_param: str, *, opt_out: bool, bind: Callable[[object], str]
+) -> str:
+    """`consent_allows` as a boolean SQL expression, never NULL, over the jsonb `column_sql`.
+
+    `purpose_param` is the caller's placeholder for the purpose and `bind(value)` binds a value
+    and returns its placeholder. Both `column_sql` and `purpose_param` appear twice, so
+    placeholders must be named (`%(name)s`). One CASE on the status text, like the `#>>` tests
+    of profile fields: no subquery, nothing the planner has to estimate.
+    """
+    status = f"({column_sql} -> {purpose_param} ->> 'status')"
+
+    def answer(policy_status: str | None) -> str:
+        return bind(CONSENT_POLICY[policy_status, opt_out])
+
+    return (
+        f"(CASE WHEN {status} = {bind(GRANTED)} THEN {answer(GRANTED)} "
+        f"WHEN {status} IS NULL THEN {answer(NOT_RECORDED)} ELSE {answer(DENIED)} END)"
+    )
+
+
+def consent_opt_out(settings: ProfileSettings) -> bool:
+    """The workspace's regime as the policy takes it: True when not recorded means allowed."""
+    return settings.consent_regime == ProfileSettings.ConsentRegime.OPT_OUT
 
 
 def consent_status(customer: Customer, purpose: str) -> str | None:
-    return (customer.consent.get(purpose) or {}).get("status")
+    return recorded_consent_status(customer.consent, purpose)
 
 
 def may_contact(customer: Customer, purpose: str, *, settings: ProfileSettings) -> bool:
-    """Granted → yes; denied → no; not recorded → the workspace's regime decides."""
+    """THE consent policy (`consent_allows`) for one of the listed purposes, under the
+    workspace's regime."""
     if purpose not in ConsentPurpose.values:
         raise ValueError(f"unknown consent purpose {purpose!r}")
-    status = consent_status(customer, purpose)
-    if status == ConsentStatus.GRANTED:
-        return True
-    if status == ConsentStatus.DENIED:
-        return False
-    return settings.consent_regime == ProfileSettings.ConsentRegime.OPT_OUT
+    return consent_allows(customer.consent, purpose, opt_out=consent_opt_out(settings))
 
 
 def clean_consent_changes(changes) -> dict[str, str | None]:

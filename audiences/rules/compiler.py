@@ -28,6 +28,7 @@ from audiences.rules.ast import (
     Rules,
 )
 from audiences.rules.fields import BOOLEAN, DATE, DATETIME, JSON, NUMBER, TEXT
+from profiles.consent import consent_allows_sql
 
 _UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _LOWER = "abcdefghijklmnopqrstuvwxyz"
@@ -307,10 +308,8 @@ class Compiler:
         return f"({self.join(members)}.customer_id IS {'NOT ' if node.is_member else ''}NULL)"
 
     def consent(self, node: ConsentCondition) -> str:
-        status = f"(c.consent -> {self.p(node.purpose)} ->> 'status')"
-        allowed = (
-            f"(CASE WHEN {status} = 'granted' THEN true "
-            f"WHEN {status} IS NULL THEN {self.p(self.consent_opt_out)} ELSE false END)"
+        allowed = consent_allows_sql(
+            "c.consent", self.p(node.purpose), opt_out=self.consent_opt_out, bind=self.p
         )
         return f"({allowed} = {self.p(node.allowed)})"
 

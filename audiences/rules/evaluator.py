@@ -12,6 +12,7 @@ Semantics shared with the compiler:
   JSON numbers only (a numeric-looking string does not count). Numbers compare as doubles.
 - `contains`/`starts_with`/`ends_with` ignore the case of ASCII letters only.
 - Dates and times are compared in UTC; `now` is passed in, so both sides see the same clock.
+- Consent is THE consent policy of `profiles.consent`, in its two forms.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from audiences.rules.ast import (
     count_holds,
 )
 from audiences.rules.fields import BOOLEAN, DATE, DATETIME, JSON, NUMBER, TEXT
+from profiles.consent import consent_allows, recorded_consent_status
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
@@ -296,8 +298,9 @@ class Evaluator:
         )
 
     def _consent(self, node: ConsentCondition, facts: Facts) -> Outcome:
-        status = ((facts.profile.get("consent") or {}).get(node.purpose) or {}).get("status")
-        allowed = status == "granted" or (status is None and facts.consent_opt_out)
+        consent = facts.profile.get("consent")
+        allowed = consent_allows(consent, node.purpose, opt_out=facts.consent_opt_out)
+        status = recorded_consent_status(consent, node.purpose)
         return Outcome(
             allowed == node.allowed,
             "consent",
