@@ -10,8 +10,9 @@ class AudienceOut(serializers.ModelSerializer):
         fields = [
             "id", "name", "description", "kind", "rules", "schedule", "is_realtime", "version",
             "size", "last_run_at", "last_run_entered", "last_run_exited", "last_run_duration_ms",
-            "next_run_at", "created_at", "updated_at",
+            "next_run_at", "dependencies", "created_at", "updated_at",
         ]  # fmt: skip
+        read_only_fields = ["dependencies"]
 
 
 class AudienceIn(serializers.Serializer):
@@ -48,7 +49,7 @@ class MembersChangeIn(serializers.Serializer):
 class ChangeOut(serializers.ModelSerializer):
     class Meta:
         model = MembershipChange
-        fields = ["id", "customer_id", "kind", "source", "changed_at"]
+        fields = ["id", "customer_id", "kind", "source", "reason", "changed_at"]
 
 
 class RecalculationOut(serializers.ModelSerializer):
@@ -58,7 +59,7 @@ class RecalculationOut(serializers.ModelSerializer):
         model = Recalculation
         fields = [
             "id", "version", "reason", "status", "size", "entered", "exited", "error",
-            "created_at", "started_at", "finished_at", "duration_ms",
+            "attempts", "retry_at", "created_at", "started_at", "finished_at", "duration_ms",
         ]  # fmt: skip
 
 

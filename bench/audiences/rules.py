@@ -154,7 +154,7 @@ RULES = [
 ]
 
 # The difference applied by hand: one full join of the new set with the current members finds
-# both the entering and the leaving; then the delete, the insert and the change log.
+# both the entering and the leaving; then the delete, the insert, the change log and the size.
 APPLY = """
 WITH target AS MATERIALIZED ({members}),
 diff AS MATERIALIZED (
@@ -179,10 +179,17 @@ entered AS (
 ),
 logged AS (
     INSERT INTO audiences_membershipchange
-        (workspace_id, audience_id, customer_id, kind, source, changed_at)
-    SELECT %(w)s, %(audience)s, customer_id, 'exit', 'recalculation', %(now)s FROM exited
+        (workspace_id, audience_id, customer_id, kind, source, reason, actor, changed_at)
+    SELECT %(w)s, %(audience)s, customer_id, 'exit', 'recalculation', 'no_longer_matches', '',
+           %(now)s FROM exited
     UNION ALL
-    SELECT %(w)s, %(audience)s, customer_id, 'enter', 'recalculation', %(now)s FROM entered
+    SELECT %(w)s, %(audience)s, customer_id, 'enter', 'recalculation', 'matches', '', %(now)s
+      FROM entered
+),
+sized AS (
+    UPDATE audiences_audience
+       SET size = (SELECT count(*) FROM target)
+     WHERE workspace_id = %(w)s AND id = %(audience)s
 )
 SELECT (SELECT count(*) FROM target), (SELECT count(*) FROM entered), (SELECT count(*) FROM exited)
 """

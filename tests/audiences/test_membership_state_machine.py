@@ -74,7 +74,7 @@ class Membership_(RuleBasedStateMachine):
                 "root": {
                     "all": [
                         {"audience": {"id": self.mexico.id}},
-                        {"audience": {"id": self.buyers.id, "member": False}},
+                        {"audience": {"id": self.buyers.id, "in": False}},
                     ]
                 },
             },
