@@ -173,9 +173,7 @@ def test_a_referenced_audience_entered_is_seen_by_the_audiences_that_reference_i
 ):
     mexico = make(workspace, "Mexico", profile("country", "eq", "MX"))
     # Made before `mexico` would be evaluated: ids no longer say the order, dependencies do.
-    not_in_mexico = make(
-        workspace, "Not in Mexico", {"audience": {"id": mexico.id, "in": False}}
-    )
+    not_in_mexico = make(workspace, "Not in Mexico", {"audience": {"id": mexico.id, "in": False}})
     follow_up(workspace)
     with workspace_scope(workspace.id):
         Customer.objects.filter(id=ana.id).update(tier="gold")
