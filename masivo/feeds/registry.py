@@ -22,12 +22,15 @@ class UnknownConsumer(LookupError):
 class Feed:
     """A feed table: `id` bigint primary key, `workspace_id`, `xid xid8` (the writing
     transaction's id, set by its default) and a timestamp column that retention ages rows by.
-    With `scope_column`, consumers may follow one value of it (an audience) at a time."""
+    With `scope_column`, consumers may follow one value of it (an audience) at a time. With
+    `pending_column`, a row whose value there is NULL is still an outbox entry of the owning
+    app (work not done yet): retention never deletes it, whatever its age."""
 
     name: str
     table: str
     age_column: str
     scope_column: str | None = None
+    pending_column: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,20 @@ _consumers: dict[tuple[str, str], Consumer] = {}
 
 
 def feed_register(
-    *, name: str, table: str, age_column: str, scope_column: str | None = None
+    *,
+    name: str,
+    table: str,
+    age_column: str,
+    scope_column: str | None = None,
+    pending_column: str | None = None,
 ) -> Feed:
-    feed = Feed(name=name, table=table, age_column=age_column, scope_column=scope_column)
+    feed = Feed(
+        name=name,
+        table=table,
+        age_column=age_column,
+        scope_column=scope_column,
+        pending_column=pending_column,
+    )
     if _feeds.setdefault(name, feed) != feed:
         raise ValueError(f"feed {name!r} is already registered differently")
     return feed

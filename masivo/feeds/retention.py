@@ -4,8 +4,11 @@ Per workspace and feed, a row is deleted when it is older than the age and
 - every unscoped consumer holding retention has a cursor at or past it (one with no cursor yet
   will start from the beginning, so it holds the whole workspace), and
 - no scoped consumer holding retention has a cursor for the row's scope that is before it (a
-  scoped consumer follows only the scopes it has cursors for; `feed_cursor_create` starts one).
-A feed with no such consumers loses rows by age alone.
+  scoped consumer follows only the scopes it has cursors for; `feed_cursor_create` starts one),
+  and
+- its feed's `pending_column`, if the feed has one, is set (NULL there marks an outbox entry
+  the owning app has not processed yet).
+A feed with no such consumers loses its (processed) rows by age alone.
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ WITH doomed AS (
 DELETE FROM {table} t USING doomed WHERE t.id = doomed.id
 """
 _BEFORE_YOUNG = " AND (t.xid, t.id) < (%(young_xid)s::xid8, %(young_id)s)"
+# Pending rows stay by a condition on each row, not by ending the walk at the first one: an
+# outbox is drained within moments, so old pending rows are few, and one stuck row must not
+# keep the rest of the workspace's feed forever.
+_PROCESSED = " AND t.{pending} IS NOT NULL"
 _PASSED_BY_UNSCOPED = " AND (t.xid, t.id) <= (%(passed_xid)s::xid8, %(passed_id)s)"
 _PASSED_BY_SCOPED = """
        AND NOT EXISTS (
@@ -98,6 +105,8 @@ def _feed_delete_expired(feed: Feed, *, workspace_id: int, cutoff, batch_size: i
         params |= {"passed_xid": str(least.xid), "passed_id": least.id}
     if scoped:
         conditions += _PASSED_BY_SCOPED.format(scope=quote(feed.scope_column))
+    if feed.pending_column:
+        conditions += _PROCESSED.format(pending=quote(feed.pending_column))
     sql = _DELETE_SQL.format(**names, conditions=conditions)
     deleted = 0
     while True:
