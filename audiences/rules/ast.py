@@ -140,6 +140,15 @@ class DeviceCondition:
     platform: str | None = None
 
 
+LEAF_KEYS = {
+    "profile": {"field", "op", "value"},
+    "event": {"name", "where", "count", "within", "aggregate", "first", "last"},
+    "audience": {"id", "in"},
+    "consent": {"purpose", "allowed"},
+    "device": {"platform", "has_active"},
+}
+
+
 @dataclass(frozen=True)
 class Rules:
     root: Any
@@ -231,6 +240,14 @@ class _Parser:
         handler = getattr(self, f"leaf_{kind}", None)
         if handler is None:
             return self.fail(path, f"unknown node {kind!r}")
+        # A misspelt key would otherwise be ignored and its default used silently
+        # ({"audience": {"id": 7, "member": false}} meaning "in audience 7").
+        unknown = sorted(str(key) for key in set(body) - LEAF_KEYS[kind])
+        if unknown:
+            self.fail(
+                f"{inner}.{unknown[0]}",
+                f"unknown key; {kind} takes {', '.join(sorted(LEAF_KEYS[kind]))}",
+            )
         return handler(body, inner)
 
     # comparisons ---------------------------------------------------------------------------
@@ -367,9 +384,6 @@ class _Parser:
             aggregate = self.aggregate(body["aggregate"], f"{path}.aggregate")
         first = self.bound(body["first"], f"{path}.first") if "first" in body else None
         last = self.bound(body["last"], f"{path}.last") if "last" in body else None
-        unknown = set(body) - {"name", "where", "count", "within", "aggregate", "first", "last"}
-        if unknown:
-            self.fail(f"{path}.{sorted(unknown)[0]}", "unknown key")
         if count is None:
             return None
         return EventCondition(
