@@ -17,6 +17,8 @@ CHUNK_BYTES = 1024 * 1024
 # swallowing the rest of the file, and the read stops with csv.Error. The limit is process-wide.
 MAX_CSV_CELL_CHARS = 128 * 1024
 csv.field_size_limit(4 * 1024 * 1024)
+# A spreadsheet reads a cell that starts with one of these as a formula (OWASP, "CSV Injection").
+FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def store_chunks(first: bytes, upload, make_chunk: Callable[[int, bytes], object]) -> int:
@@ -59,19 +61,28 @@ def text_reader(stream: ChunkStream) -> io.TextIOWrapper:
     )
 
 
+def csv_safe_cell(value):
+    """A text cell a spreadsheet would run as a formula gets a leading `'`, so it shows as text.
+    Only text: numbers (row numbers, counts) are ours, and a negative one stays a number."""
+    if isinstance(value, str) and value.startswith(FORMULA_LEADS):
+        return "'" + value
+    return value
+
+
 def csv_lines(header: list[str], rows, *, workspace_id: int) -> Iterator[str]:
-    """A report as streamed CSV lines. Streaming responses run after the view has returned (and
-    its workspace context is gone), so the generator enters the workspace itself; `rows` is a
-    lazy queryset of tuples."""
+    """A report as streamed CSV lines, every text cell passed through `csv_safe_cell` (cells hold
+    what users uploaded). Streaming responses run after the view has returned (and its workspace
+    context is gone), so the generator enters the workspace itself; `rows` is a lazy queryset of
+    tuples."""
     from masivo.tenancy.context import workspace_scope
 
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(header)
+    writer.writerow([csv_safe_cell(cell) for cell in header])
     yield buffer.getvalue()
     with workspace_scope(workspace_id):
         for row in rows.iterator(chunk_size=2000):
             buffer.seek(0)
             buffer.truncate()
-            writer.writerow(row)
+            writer.writerow([csv_safe_cell(cell) for cell in row])
             yield buffer.getvalue()
