@@ -13,7 +13,7 @@ from audiences.facts import facts_for_customers
 from audiences.models import Audience, ListUpload, Membership, MembershipChange, Recalculation
 from audiences.recalculation import compiler_for_workspace
 from audiences.rules.evaluator import Evaluator
-from audiences.services import validated_rules
+from audiences.services import audience_rules_validated, validated_rules
 from masivo.feeds.selectors import FeedPosition, feed_rows_after
 from masivo.tenancy.errors import ServiceError
 from profiles.models import Customer
@@ -28,9 +28,10 @@ class PreviewTooSlow(ServiceError):
 
 
 def audience_preview(*, workspace, rules_document, now: datetime | None = None) -> dict:
-    """Count and sample of unsaved rules, bounded by a statement timeout."""
+    """Count and sample of unsaved rules, bounded by a statement timeout. The rules are checked
+    as saving checks them (references included)."""
     now = now or timezone.now()
-    rules = validated_rules(rules_document)
+    rules = audience_rules_validated(workspace=workspace, document=rules_document)
     members, params = compiler_for_workspace(workspace=workspace, now=now).members_sql(rules)
     try:
         with transaction.atomic(), connection.cursor() as cursor:

@@ -57,6 +57,17 @@ def next_run(schedule: str, now: datetime) -> datetime | None:
     return now + step if step else None
 
 
+def audience_rules_validated(
+    *, workspace: Workspace, document, audience: Audience | None = None
+) -> Rules:
+    """Rules checked exactly as saving checks them: well-formed, every referenced audience exists
+    in this workspace (a foreign one reads as missing), and no reference cycle back to `audience`.
+    Saving and the preview both call it, so a preview never accepts what a save would refuse."""
+    rules = validated_rules(document)
+    _check_references(workspace, audience, rules)
+    return rules
+
+
 def _check_references(workspace: Workspace, audience: Audience | None, rules: Rules) -> None:
     """Referenced audiences exist here, and no reference cycle forms."""
     referenced = rules.audience_ids
@@ -111,8 +122,7 @@ def audience_create(*, workspace: Workspace, data: dict, now: datetime | None = 
     if kind == Audience.Kind.RULES:
         if data.get("rules") is None:
             raise InvalidInput("a rules audience needs rules", field="rules")
-        rules = validated_rules(data["rules"])
-        _check_references(workspace, None, rules)
+        rules = audience_rules_validated(workspace=workspace, document=data["rules"])
         audience.rules = data["rules"]
         _apply_rules(audience, rules)
         audience.next_run_at = now  # a first calculation right away
@@ -143,8 +153,9 @@ def audience_update(*, audience: Audience, data: dict, now: datetime | None = No
     if "rules" in data:
         if audience.kind != Audience.Kind.RULES:
             raise InvalidInput("an uploaded list has no rules", field="rules")
-        rules = validated_rules(data["rules"])
-        _check_references(audience.workspace, audience, rules)
+        rules = audience_rules_validated(
+            workspace=audience.workspace, document=data["rules"], audience=audience
+        )
         if data["rules"] != audience.rules:
             audience.rules = data["rules"]
             _apply_rules(audience, rules)
