@@ -65,11 +65,15 @@ def workspace_scope(workspace_id: int) -> Iterator[None]:
 def all_workspaces(*, reason: str) -> Iterator[None]:
     """The escape hatch for the few cross-tenant jobs (beat sweeps, key lookup, operators).
 
-    Greppable on purpose: every use names why it must see every workspace.
+    Visible on purpose: every use names why it must see every workspace, each entry is logged at
+    INFO with that reason, and tests/tenancy/test_all_workspaces_sites.py lists the call sites, so
+    a new one is a reviewed change.
     """
     if not reason:
         raise ValueError("all_workspaces() needs a reason")
-    logger.debug("entering all-workspaces scope: %s", reason)
+    logger.info(
+        "entering all-workspaces scope: %s", reason, extra={"all_workspaces_reason": reason}
+    )
     token = _scope.set(Scope(all_workspaces_reason=reason))
     try:
         yield
