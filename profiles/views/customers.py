@@ -95,7 +95,7 @@ def customers_list(request):
     return response
 
 
-def _customer_or_404(customer_id: int) -> Customer:
+def customer_or_404(customer_id: int) -> Customer:
     # The selector is scoped to the workspace in context: another workspace's customer is a 404.
     return get_object_or_404(selectors.customers_list(), id=customer_id)
 
@@ -181,14 +181,14 @@ def _profile_page(
 @require_safe
 @workspace_view(permission=Permission.READ)
 def customer_detail(request, customer_id: int, panels: Sequence[ProfilePanel] = ()):
-    return _profile_page(request, _customer_or_404(customer_id), panels)
+    return _profile_page(request, customer_or_404(customer_id), panels)
 
 
 @require_safe
 @workspace_view(permission=Permission.READ)
 def customer_events(request, customer_id: int):
     """The next page of the timeline, as list items for htmx to append ("revealed" sentinel)."""
-    customer = _customer_or_404(customer_id)
+    customer = customer_or_404(customer_id)
     if not request.htmx:
         detail = reverse("dashboard:customer_detail", args=[request.workspace.id, customer.id])
         before = request.GET.get("before")
@@ -207,7 +207,7 @@ def _changes_text(changes: dict) -> str:
 @require_POST
 @workspace_view(permission=Permission.EDIT_MARKETING)
 def customer_consent(request, customer_id: int, panels: Sequence[ProfilePanel] = ()):
-    customer = _customer_or_404(customer_id)
+    customer = customer_or_404(customer_id)
     form = ConsentForm(request.POST, customer=customer)
     if not form.is_valid():
         return _profile_page(request, customer, panels, form=form, status=400)

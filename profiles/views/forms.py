@@ -10,7 +10,7 @@ from django import forms
 from django.utils import timezone
 
 from profiles.imports import MAX_IMPORT_BYTES
-from profiles.models import ConsentPurpose, ConsentStatus, Customer
+from profiles.models import ConsentPurpose, ConsentStatus, Customer, ProfileSettings
 
 NOT_RECORDED = ""
 
@@ -162,3 +162,153 @@ class CustomerImportForm(forms.Form):
             raise forms.ValidationError(
                 'The mapping must be JSON, like {"Email": "email"}.'
             ) from error
+
+
+# The profile fields the edit form offers, in the page's order (external id and email too: a
+# marketer may fix a typo; the service refuses one that another customer or an erasure holds).
+EDITABLE_FIELDS = (
+    "external_id", "email", "phone", "first_name", "last_name", "gender", "birth_date",
+    "country", "city", "timezone", "locale", "tier", "status",
+)  # fmt: skip
+
+
+def _json_text(value: dict) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, indent=2) if value else ""
+
+
+class CustomerEditForm(forms.Form):
+    """The profile's fields as text, tags and traits as JSON objects.
+
+    Only what the user changed is sent to the services (`changed_data`), so a field the user did
+    not touch is never rewritten from a stale page. Values are checked by the services.
+    """
+
+    external_id = forms.CharField(label="External id", required=False, max_length=255)
+    email = forms.CharField(required=False, max_length=254)
+    phone = forms.CharField(required=False, max_length=40, help_text="With the country code.")
+    first_name = forms.CharField(label="First name", required=False, max_length=100)
+    last_name = forms.CharField(label="Last name", required=False, max_length=100)
+    gender = forms.ChoiceField(required=False, choices=[("", "—"), *Customer.Gender.choices])
+    birth_date = forms.CharField(
+        label="Birth date", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    country = forms.CharField(required=False, max_length=2, help_text="Two letters, like MX.")
+    city = forms.CharField(required=False, max_length=100)
+    timezone = forms.CharField(
+        label="Time zone", required=False, max_length=64, help_text="Like America/Mexico_City."
+    )
+    locale = forms.CharField(required=False, max_length=35, help_text="Like es-MX.")
+    tier = forms.CharField(required=False, max_length=50)
+    status = forms.ChoiceField(choices=Customer.Status.choices)
+    tags = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "class": "textarea-code", "spellcheck": "false"}),
+        help_text='A JSON object of key → string, number or boolean, like {"vip": true}. '
+        "A key you remove is deleted.",
+    )
+    traits = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "class": "textarea-code", "spellcheck": "false"}),
+        help_text="A JSON object. Keys you add or change are saved; to clear a trait, set it "
+        "to null.",
+    )
+
+    def __init__(self, *args, customer: Customer, **kwargs):
+        initial = {name: getattr(customer, name) or "" for name in EDITABLE_FIELDS}
+        initial["birth_date"] = customer.birth_date.isoformat() if customer.birth_date else ""
+        initial["tags"] = _json_text(customer.tags)
+        initial["traits"] = _json_text(customer.traits)
+        super().__init__(*args, initial=initial, **kwargs)
+        self.customer = customer
+
+    def _json_object(self, name: str) -> dict:
+        text = self.cleaned_data[name].strip()
+        try:
+            value = json.loads(text) if text else {}
+        except ValueError as error:
+            raise forms.ValidationError('Must be JSON, like {"key": "value"}.') from error
+        if not isinstance(value, dict):
+            raise forms.ValidationError('Must be a JSON object, like {"key": "value"}.')
+        return value
+
+    def clean_tags(self) -> dict:
+        return self._json_object("tags")
+
+    def clean_traits(self) -> dict:
+        traits = self._json_object("traits")
+        kept = sorted(set(self.customer.traits) - set(traits))
+        if kept:
+            # customer_update merges traits: a missing key would silently stay.
+            raise forms.ValidationError(
+                f"Traits cannot be removed here; set {kept[0]} to null to clear it."
+            )
+        return traits
+
+    def profile_changes(self) -> dict:
+        """What to send to customer_update: the changed fields and traits."""
+        data = {
+            name: self.cleaned_data[name] for name in EDITABLE_FIELDS if name in self.changed_data
+        }
+        traits = self.cleaned_data["traits"]
+        changed_traits = {
+            key: value
+            for key, value in traits.items()
+            if self.customer.traits.get(key, ...) != value
+        }
+        if changed_traits:
+            data["traits"] = changed_traits
+        return data
+
+    def tag_changes(self) -> tuple[dict, list[str]]:
+        """(tags to set, keys to delete) against the customer's tags."""
+        tags = self.cleaned_data["tags"]
+        changed = {
+            key: value for key, value in tags.items() if self.customer.tags.get(key, ...) != value
+        }
+        return changed, sorted(set(self.customer.tags) - set(tags))
+
+
+class ProfileSettingsForm(forms.Form):
+    """The workspace's profile settings (profiles.services.settings.EDITABLE)."""
+
+    consent_regime = forms.ChoiceField(
+        label="Consent regime",
+        choices=ProfileSettings.ConsentRegime.choices,
+        help_text="Whether customers with no recorded decision may be contacted.",
+    )
+    purchase_event_names = forms.CharField(
+        label="Purchase events",
+        help_text="Event names that count as purchases, separated by commas.",
+    )
+    purchase_value_properties = forms.CharField(
+        label="Purchase value properties",
+        help_text="The first of these event properties that holds a number is the purchase value.",
+    )
+    device_token_ttl_days = forms.IntegerField(
+        label="Device token lifetime (days)",
+        min_value=1,
+        max_value=3650,
+        help_text="A push token not refreshed for this long expires.",
+    )
+
+    @staticmethod
+    def initial_for(settings: ProfileSettings) -> dict:
+        return {
+            "consent_regime": settings.consent_regime,
+            "purchase_event_names": ", ".join(settings.purchase_event_names),
+            "purchase_value_properties": ", ".join(settings.purchase_value_properties),
+            "device_token_ttl_days": settings.device_token_ttl_days,
+        }
+
+    @staticmethod
+    def _names(text: str) -> list[str]:
+        names = list(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+        if not names:
+            raise forms.ValidationError("Give at least one name.")
+        return names
+
+    def clean_purchase_event_names(self) -> list[str]:
+        return self._names(self.cleaned_data["purchase_event_names"])
+
+    def clean_purchase_value_properties(self) -> list[str]:
+        return self._names(self.cleaned_data["purchase_value_properties"])
