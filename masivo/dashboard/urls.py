@@ -8,7 +8,7 @@ from audiences.views import editor as audience_editor
 from audiences.views import explain as audience_explain
 from audiences.views.customers import customer_audiences_panel
 from masivo.dashboard.views import api_keys, home, members, sections, workspace_settings
-from profiles.views import customers, imports
+from profiles.views import customer_actions, customers, imports
 
 app_name = "dashboard"
 
@@ -30,6 +30,26 @@ workspace_pages = [
         customers.customer_consent,
         PROFILE_PAGE,
         name="customer_consent",
+    ),
+    path(
+        "customers/<int:customer_id>/edit/",
+        customer_actions.customer_edit,
+        name="customer_edit",
+    ),
+    path(
+        "customers/<int:customer_id>/delete/",
+        customer_actions.customer_delete,
+        name="customer_delete",
+    ),
+    path(
+        "customers/<int:customer_id>/erase/",
+        customer_actions.customer_erase,
+        name="customer_erase",
+    ),
+    path(
+        "customers/<int:customer_id>/export.json",
+        customer_actions.customer_export,
+        name="customer_export",
     ),
     path("customers/import/", imports.customer_imports, name="customer_imports"),
     path(
@@ -108,6 +128,11 @@ workspace_pages = [
     path("messages/", sections.messages, name="messages"),
     path("destinations/", sections.destinations, name="destinations"),
     path("settings/", workspace_settings.workspace_settings, name="settings_workspace"),
+    path(
+        "settings/profiles/",
+        workspace_settings.profile_settings,
+        name="settings_profiles",
+    ),
     path("settings/api-keys/", api_keys.api_keys, name="settings_api_keys"),
     path(
         "settings/api-keys/<int:key_id>/revoke/",
