@@ -137,7 +137,8 @@ class EmbeddedServices:
             "--unixsocketperm", "700",
             "--dir", str(self.redis_dir),
             "--dbfilename", "dump.rdb",
-            "--save", "60 1",
+            # One argument per word: Redis 6.2 reads a quoted "60 1" as no save points at all.
+            "--save", "60", "1",
             "--appendonly", "no",
             "--pidfile", str(self.redis_dir / "redis.pid"),
             "--logfile", str(self.redis_dir / "redis.log"),
