@@ -103,6 +103,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "masivo.dashboard.middleware.ContentSecurityPolicyMiddleware",
+    "masivo.dashboard.middleware.NoStoreMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "masivo.tenancy.middleware.WorkspaceContextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
