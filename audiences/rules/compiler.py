@@ -18,6 +18,7 @@ import json
 from datetime import UTC, date, datetime, timedelta
 
 from audiences.rules.ast import (
+    Aggregate,
     AudienceCondition,
     Comparison,
     ConsentCondition,
@@ -27,6 +28,7 @@ from audiences.rules.ast import (
     ProfileCondition,
     Rules,
 )
+from audiences.rules.evaluator import exact_number
 from audiences.rules.fields import BOOLEAN, DATE, DATETIME, JSON, NUMBER, TEXT
 from profiles.consent import consent_allows_sql
 
@@ -132,6 +134,14 @@ class Compiler:
             f"(CASE WHEN jsonb_typeof({value}) <> 'number' THEN NULL "
             f"WHEN abs(({value})::numeric) < {MAX_ABS_NUMBER} "
             f"THEN ({value})::numeric::float8 END)"
+        )
+
+    @staticmethod
+    def json_numeric(value: str) -> str:
+        """The JSON number as the exact `numeric` it is stored as (aggregates add these)."""
+        return (
+            f"(CASE WHEN jsonb_typeof({value}) <> 'number' THEN NULL "
+            f"WHEN abs(({value})::numeric) < {MAX_ABS_NUMBER} THEN ({value})::numeric END)"
         )
 
     @staticmethod
@@ -263,10 +273,11 @@ class Compiler:
             f"e.name = {self.p(node.name)}",
         ]
         window = node.window
-        if window is not None and window.seconds is not None:
+        if window is not None and window.seconds is not None:  # the last N units, up to now
             filters.append(
                 f"e.occurred_at >= {self.p(self.now - timedelta(seconds=window.seconds))}"
             )
+            filters.append(f"e.occurred_at <= {self.p(self.now)}")
         elif window is not None:
             filters.append(f"e.occurred_at >= {self.p(window.start)}")
             filters.append(f"e.occurred_at < {self.p(window.end)}")
@@ -275,11 +286,7 @@ class Compiler:
             filters.append(f"COALESCE({self.compare(prop, item.test, JSON)}, false)")
         tests = [self.count_test("count(*)", node.count)]
         if node.aggregate:
-            prop = self.json_value("e.properties", node.aggregate.path)
-            total = f"{node.aggregate.fn}({self.json_number(prop)})"
-            tests.append(
-                f"({total} IS NOT NULL AND {self.compare(total, node.aggregate.test, NUMBER)})"
-            )
+            tests.append(self.aggregate_test(node.aggregate))
         for name, bound in (("min", node.first), ("max", node.last)):
             if bound is not None:
                 symbol = "<" if bound.op == "before" else ">"
@@ -292,6 +299,27 @@ class Compiler:
         if node.matches_without_events:  # true unless the customer's events fail the tests
             return f"({self.join(f'({source} HAVING NOT {having})')}.customer_id IS NULL)"
         return f"({self.join(f'({source} HAVING {having})')}.customer_id IS NOT NULL)"
+
+    def aggregate_test(self, aggregate: Aggregate) -> str:
+        """Exact, like the evaluator: `numeric` values (never doubles, whose sum depends on the
+        order the plan reads the events in), compared with the rule's value as `numeric`; and
+        `avg op v` as `sum op v * count`, which no rounding of the quotient can change."""
+        number = self.json_numeric(self.json_value("e.properties", aggregate.path))
+        if aggregate.fn == "avg":
+            total, times_count = f"sum({number})", f" * count({number})"
+        else:
+            total, times_count = f"{aggregate.fn}({number})", ""
+
+        def bound(value) -> str:
+            return f"{self.p(exact_number(value))}::numeric{times_count}"
+
+        test = aggregate.test
+        if test.op == "between":
+            holds = f"{total} BETWEEN {bound(test.value[0])} AND {bound(test.value[1])}"
+        else:
+            symbol = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+            holds = f"{total} {symbol[test.op]} {bound(test.value)}"
+        return f"({total} IS NOT NULL AND {holds})"
 
     def count_test(self, count: str, test: Comparison) -> str:
         if test.op == "between":

@@ -9,7 +9,11 @@ Semantics shared with the compiler:
   except `exists`-family tests and the negative ones (`neq`, `not_in`), which it passes.
 - JSON values (tags, traits, event properties) compare by type: a string equals only a string,
   a number only a number, a boolean only a boolean; `gt`/`lt`/`between` and aggregates use
-  JSON numbers only (a numeric-looking string does not count). Numbers compare as doubles.
+  JSON numbers only (a numeric-looking string does not count). Numbers compare as doubles,
+  except in aggregates: `sum`/`avg`/`min`/`max` are exact decimals (`exact_number`), so that
+  neither side's result depends on the order it adds the events in.
+- An event window `{"last": N}` ends at `now` (inclusive, like `within_last`): an event
+  stamped ahead of the clock counts once its time has come.
 - `contains`/`starts_with`/`ends_with` ignore the case of ASCII letters only.
 - Dates and times are compared in UTC; `now` is passed in, so both sides see the same clock.
 - Consent is THE consent policy of `profiles.consent`, in its two forms.
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Context, Decimal
 from typing import Any
 
 from audiences.rules.ast import (
@@ -115,6 +120,16 @@ def json_number(value) -> float | None:
     return float(value)
 
 
+# Enough digits that adding numbers below 1e300 down to 1e-324 (every double) never rounds.
+_EXACT = Context(prec=2000)
+
+
+def exact_number(value) -> Decimal:
+    """A JSON number (or a rule's value) as the decimal its JSON text spells: what Postgres
+    stores it as in jsonb, and what the compiler's aggregates add."""
+    return Decimal(str(value))
+
+
 def _number_of(value, kind: str) -> float | None:
     if kind == JSON:
         return json_number(value)
@@ -204,17 +219,42 @@ def _event_matches(condition: EventCondition, name, properties, at, now) -> bool
         return False
     window = condition.window
     if window is not None:
-        if window.seconds is not None and at < now - timedelta(seconds=window.seconds):
+        if window.seconds is not None and not now - timedelta(seconds=window.seconds) <= at <= now:
             return False
         if window.start is not None and not (window.start <= at < window.end):
             return False
     return all(compare(json_path(properties, f.path), f.test, JSON, now) for f in condition.where)
 
 
-def _aggregate(fn: str, values: list[float]) -> float | None:
+def _aggregate(fn: str, values: list[Decimal]) -> Decimal | None:
+    """For the explanation; whether it holds is `_aggregate_holds`."""
     if not values:
         return None
-    return {"sum": sum, "min": min, "max": max, "avg": lambda v: sum(v) / len(v)}[fn](values)
+    if fn in ("min", "max"):
+        return min(values) if fn == "min" else max(values)
+    total = _EXACT.create_decimal(0)
+    for value in values:
+        total = _EXACT.add(total, value)
+    return total if fn == "sum" else _EXACT.divide(total, len(values))
+
+
+def _aggregate_holds(fn: str, values: list[Decimal], test: Comparison) -> bool:
+    """Exact, like the compiler: `avg op v` is `sum op v * count`, so no rounding of the
+    quotient can decide it."""
+    if not values:
+        return False
+    total = _aggregate("sum" if fn == "avg" else fn, values)
+    times = len(values) if fn == "avg" else 1
+
+    def bound(value) -> Decimal:
+        return _EXACT.multiply(exact_number(value), times)
+
+    if test.op == "between":
+        return bound(test.value[0]) <= total <= bound(test.value[1])
+    expected = bound(test.value)
+    return {"eq": total == expected, "neq": total != expected,
+            "gt": total > expected, "gte": total >= expected,
+            "lt": total < expected, "lte": total <= expected}[test.op]  # fmt: skip
 
 
 class Evaluator:
@@ -269,17 +309,13 @@ class Evaluator:
         detail = {"event": node.name, "count": count, "count_test": _plain(node.count)}
         if node.aggregate:
             values = [
-                number
+                exact_number(value)
                 for properties, _ in matching
-                if (number := json_number(json_path(properties, node.aggregate.path))) is not None
+                if json_number(value := json_path(properties, node.aggregate.path)) is not None
             ]
             total = _aggregate(node.aggregate.fn, values)
-            detail["aggregate"] = {"fn": node.aggregate.fn, "value": total}
-            result = (
-                result
-                and total is not None
-                and compare(total, node.aggregate.test, NUMBER, self.now)
-            )
+            detail["aggregate"] = {"fn": node.aggregate.fn, "value": _plain(total)}
+            result = result and _aggregate_holds(node.aggregate.fn, values, node.aggregate.test)
         for name, bound, pick in (("first", node.first, min), ("last", node.last, max)):
             if bound is None:
                 continue
