@@ -69,19 +69,30 @@ def _valid_target(target: str) -> bool:
     return prefix == "consent" and key in ConsentPurpose.values
 
 
+def _named_target(column: str) -> str | None:
+    """The target a column is named like ("Email" → email, "consent.sms"), if any."""
+    name = column.strip()
+    lowered = name.lower().replace(" ", "_")
+    return next((target for target in (lowered, name) if _valid_target(target)), None)
+
+
 def default_mapping(header: list[str]) -> dict[str, str]:
     """Columns named like a target map to it; others become traits."""
-    mapping = {}
+    return {column: _named_target(column) or f"traits.{column.strip()}" for column in header}
+
+
+def _complete_mapping(mapping: dict, header: list[str]) -> dict[str, str]:
+    """A partial mapping: a column it does not name maps to the target it is named like, unless
+    the mapping already sends another column there; every other column is stored as `ignore`,
+    so the import says what it left out."""
+    taken = set(mapping.values())
+    completed = {}
     for column in header:
-        name = column.strip()
-        lowered = name.lower().replace(" ", "_")
-        if _valid_target(lowered):
-            mapping[column] = lowered
-        elif _valid_target(name):
-            mapping[column] = name
-        else:
-            mapping[column] = f"traits.{name}"
-    return mapping
+        target = mapping.get(column) or _named_target(column)
+        if column not in mapping and (target is None or target in taken):
+            target = "ignore"
+        completed[column] = target
+    return completed
 
 
 def clean_mapping(mapping, header: list[str]) -> dict[str, str]:
@@ -102,7 +113,7 @@ def clean_mapping(mapping, header: list[str]) -> dict[str, str]:
                 "consent.<purpose> or ignore",
                 field=f"mapping.{column}",
             )
-    return mapping
+    return _complete_mapping(mapping, header)
 
 
 # -- upload ----------------------------------------------------------------------------------

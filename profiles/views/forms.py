@@ -9,6 +9,7 @@ from datetime import datetime, time
 from django import forms
 from django.utils import timezone
 
+from profiles.fields import PROFILE_FIELDS
 from profiles.imports import MAX_IMPORT_BYTES
 from profiles.models import ConsentPurpose, ConsentStatus, Customer, ProfileSettings
 
@@ -142,9 +143,16 @@ class CustomerImportForm(forms.Form):
         ),
         help_text=(
             "JSON of CSV column → target. Without it, a column named like a profile field "
-            "(email, first_name, country…) maps to it and any other becomes a trait."
+            "(email, first_name, country…) maps to it and any other becomes a trait. A column "
+            "the mapping leaves out maps to the field it is named like, or is ignored."
         ),
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # What a column may be named like, for the header pre-fill (import-mapping.js).
+        targets = [*PROFILE_FIELDS, *(f"consent.{purpose}" for purpose in ConsentPurpose.values)]
+        self.fields["mapping"].widget.attrs["data-mapping-targets"] = json.dumps(targets)
 
     def clean_file(self):
         upload = self.cleaned_data["file"]

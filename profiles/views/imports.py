@@ -78,7 +78,12 @@ def _progress_context(customer_import: CustomerImport) -> dict:
 @require_safe
 @workspace_view(permission=Permission.READ)
 def customer_import_detail(request, import_id: int):
-    context = _progress_context(_import_or_404(import_id)) | {"active_section": "customers"}
+    customer_import = _import_or_404(import_id)
+    ignored = [column for column, target in customer_import.mapping.items() if target == "ignore"]
+    context = _progress_context(customer_import) | {
+        "ignored_columns": sorted(ignored),
+        "active_section": "customers",
+    }
     return render(request, "profiles/imports/detail.html", context)
 
 

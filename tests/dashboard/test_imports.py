@@ -122,10 +122,13 @@ def test_a_mapping_and_match_by_are_passed_to_the_service(member_client, workspa
 
     [customer_import] = imports_of(workspace)
     assert customer_import.match_by == "email"
+    # Columns the mapping leaves out map to the field they are named like.
     assert customer_import.mapping == {
-        "email": "email",
-        "plan": "tags.plan",
         "external_id": "ignore",
+        "email": "email",
+        "first_name": "first_name",
+        "country": "country",
+        "plan": "tags.plan",
     }
 
 
