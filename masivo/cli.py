@@ -224,6 +224,39 @@ def command_db_bootstrap(args) -> int:
     return 0
 
 
+# masivo user set-password ----------------------------------------------------------------------
+
+
+def _read_new_password(args) -> str | None:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    import getpass
+
+    password = getpass.getpass("New password: ")
+    if getpass.getpass("New password again: ") != password:
+        print("the two passwords differ; nothing changed", file=sys.stderr)
+        return None
+    return password
+
+
+def command_user_set_password(args) -> int:
+    """For operators who lost the first-run credentials, or a member locked out without email."""
+    _setup_django(quiet=True)
+    from masivo.tenancy.errors import ServiceError
+    from masivo.tenancy.services import user_set_password
+
+    password = _read_new_password(args)
+    if password is None:
+        return 2
+    try:
+        user_set_password(email=args.email, password=password)
+    except ServiceError as error:
+        print(f"masivo: {error.message}; nothing changed", file=sys.stderr)
+        return 2
+    print(f"password of {args.email.strip()} changed")
+    return 0
+
+
 # masivo test ------------------------------------------------------------------------------------
 
 
@@ -278,6 +311,19 @@ def build_parser() -> argparse.ArgumentParser:
     bootstrap.add_argument("--admin-url", required=True, help="a superuser's postgres:// URL")
     bootstrap.add_argument("--app-url", required=True, help="the DATABASE_URL Masivo will use")
     bootstrap.set_defaults(handler=command_db_bootstrap)
+
+    user = commands.add_parser("user", help="manage dashboard accounts")
+    user_commands = user.add_subparsers(dest="user_command", required=True)
+    set_password = user_commands.add_parser(
+        "set-password", help="set an account's password (prompts twice)"
+    )
+    set_password.add_argument("email", help="the account's email (its sign-in name)")
+    set_password.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of stdin",
+    )
+    set_password.set_defaults(handler=command_user_set_password)
 
     test = commands.add_parser("test", help="run the test suite (embedded servers when no URLs)")
     test.add_argument("pytest_args", nargs=argparse.REMAINDER)

@@ -239,6 +239,27 @@ MASIVO_LOGIN_LOCKOUT_SECONDS = env_int("MASIVO_LOGIN_LOCKOUT_SECONDS", 900)
 # REST API.
 MASIVO_API_RATE_LIMIT_PER_MINUTE = env_int("MASIVO_API_RATE_LIMIT_PER_MINUTE", 1200)
 
+# Email (invitations, password reset). The console backend prints messages to stderr; set
+# EMAIL_HOST to send through an SMTP server instead (docs/operations.md, "Email").
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND") or (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)  # implicit TLS (port 465)
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", not EMAIL_USE_SSL)  # STARTTLS (port 587)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Masivo <masivo@localhost>")
+
+# Invitations: how long a link works, and how many an organization may send an hour.
+MASIVO_INVITATION_DAYS = env_int("MASIVO_INVITATION_DAYS", 7)
+MASIVO_INVITATIONS_PER_HOUR = env_int("MASIVO_INVITATIONS_PER_HOUR", 30)
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3 * 3600)
+
 # Change-feed rows older than this go once every consumer holding them has read them.
 MASIVO_FEED_RETENTION_DAYS = env_int("MASIVO_FEED_RETENTION_DAYS", 30)
 
@@ -276,6 +297,7 @@ SPECTACULAR_SETTINGS = {
             ("secret", "Secret key (full API)"),
         ],
         "AudienceKindEnum": [("rules", "Rules"), ("list", "Uploaded list")],
+        "InvitationStatusEnum": ["pending", "expired", "accepted", "revoked"],
         "MembershipChangeKindEnum": [("enter", "Entered"), ("exit", "Exited")],
         "ListIdentifierEnum": [
             ("external_id", "External id"),

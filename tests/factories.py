@@ -1,12 +1,15 @@
 """factory_boy factories. `TENANT_FACTORIES` maps each tenant model to a factory that makes one
 in a given workspace: the cross-tenant route walk uses it to plant objects in another workspace."""
 
+from datetime import timedelta
+
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from audiences.models import Audience, ListUpload
 from masivo.tenancy import keys
-from masivo.tenancy.models import ApiKey, Member, Organization, Workspace
+from masivo.tenancy.models import ApiKey, Invitation, Member, Organization, Workspace
 from masivo.tenancy.roles import Role
 from profiles.models import Customer, CustomerImport
 
@@ -46,6 +49,21 @@ class MemberFactory(factory.django.DjangoModelFactory):
     organization = factory.SubFactory(OrganizationFactory)
     user = factory.SubFactory(UserFactory)
     role = Role.MARKETER
+
+
+class InvitationFactory(factory.django.DjangoModelFactory):
+    """An open invitation. Its link is unknown (the hash is of a made-up token): tests that
+    follow the link send a real one with `invitation_send` and read it from the email."""
+
+    class Meta:
+        model = Invitation
+
+    organization = factory.SubFactory(OrganizationFactory)
+    email = factory.Sequence(lambda n: f"invitee{n}@example.com")
+    role = Role.VIEWER
+    token_hash = factory.Sequence(lambda n: keys.hash_token(f"test-invitation-{n}"))
+    created_at = factory.LazyFunction(timezone.now)
+    expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=7))
 
 
 class ApiKeyFactory(factory.django.DjangoModelFactory):
@@ -109,6 +127,8 @@ def make_in_workspace(model, workspace: Workspace):
     """One object of `model` belonging to `workspace` (call inside its workspace_scope)."""
     if model is Member:
         return MemberFactory(organization=workspace.organization)
+    if model is Invitation:
+        return InvitationFactory(organization=workspace.organization)
     return TENANT_FACTORIES[model](workspace=workspace)
 
 

@@ -62,8 +62,10 @@ class ApiKeyCreateForm(forms.Form):
     )
 
 
-class MemberAddForm(forms.Form):
-    email = forms.EmailField(widget=forms.EmailInput(attrs={"placeholder": "name@company.com"}))
+class InvitationForm(forms.Form):
+    email = forms.EmailField(
+        max_length=254, widget=forms.EmailInput(attrs={"placeholder": "name@company.com"})
+    )
     role = forms.ChoiceField(choices=Role.choices, initial=Role.MARKETER)
 
     def __init__(self, *args, can_grant_owner: bool, **kwargs):
@@ -74,3 +76,28 @@ class MemberAddForm(forms.Form):
 
 class MemberRoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
+
+
+class InvitationNewAccountForm(forms.Form):
+    """The invitee's new account; the password rules are checked by the service."""
+
+    name = forms.CharField(
+        max_length=300, widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "name"})
+    )
+    password1 = forms.CharField(
+        label="Password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="At least 8 characters, not only digits, not a common password.",
+    )
+    password2 = forms.CharField(
+        label="Password again",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("password1") != cleaned.get("password2"):
+            self.add_error("password2", "The two passwords differ.")
+        return cleaned

@@ -150,6 +150,11 @@ workspace_pages = [
         members.member_remove,
         name="settings_member_remove",
     ),
+    path(
+        "settings/members/invitations/<int:invitation_id>/revoke/",
+        members.invitation_revoke,
+        name="settings_invitation_revoke",
+    ),
 ]
 
 urlpatterns = [

@@ -26,3 +26,15 @@ class NotAllowed(ServiceError):
 class Conflict(ServiceError):
     status = 409
     code = "conflict"
+
+
+class RateLimited(ServiceError):
+    status = 429
+    code = "throttled"
+
+
+class Unavailable(ServiceError):
+    """A service this action depends on (the mail server) failed; nothing was changed."""
+
+    status = 503
+    code = "unavailable"

@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.db.models.functions import Lower
 
 from masivo.tenancy.managers import TenantModel
@@ -53,6 +54,51 @@ class Member(models.Model):
 
     def __str__(self):
         return f"{self.user} ({self.role}) in {self.organization}"
+
+
+class Invitation(models.Model):
+    """An invitation to join an organization. Only the SHA-256 of the link's token is stored.
+
+    Open while neither accepted nor revoked; at most one open invitation per email and
+    organization, so inviting the same email again refreshes it.
+    """
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="invitations"
+    )
+    email = models.EmailField(max_length=254)
+    role = models.CharField(max_length=16, choices=Role.choices)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "organization",
+                Lower("email"),
+                condition=Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                name="invitation_one_open_per_email",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["organization", "created_at"], name="invitation_org_created")
+        ]
+
+    def __str__(self):
+        return f"{self.email} ({self.role}) to {self.organization}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.accepted_at is None and self.revoked_at is None
 
 
 class ApiKey(TenantModel):

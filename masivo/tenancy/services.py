@@ -1,4 +1,5 @@
-"""Writes for organizations, workspaces, members and API keys."""
+"""Writes for organizations, workspaces, members, accounts and API keys (invitations are in
+`invitations`)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,8 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -191,27 +191,23 @@ def _validate_role(role: str) -> str:
     return role
 
 
-def member_add(*, organization: Organization, email: str, role: str, actor: Actor) -> Member:
-    """Add a user (created without a password when new) to the organization."""
-    _require(actor, Permission.MANAGE_MEMBERS)
-    _validate_role(role)
-    if role == Role.OWNER and not actor.can(Permission.MANAGE_ORGANIZATION):
-        raise NotAllowed("only owners can add owners", field="role")
-    email = email.strip().lower()
+def user_set_password(*, email: str, password: str) -> None:
+    """Set an account's password (operators: `masivo user set-password`). Checked by the same
+    validators as the dashboard's forms."""
+    user = (
+        get_user_model()
+        .objects.filter(Q(username__iexact=email.strip()) | Q(email__iexact=email.strip()))
+        .order_by("id")
+        .first()
+    )
+    if user is None:
+        raise InvalidInput(f"no account has the email {email.strip()!r}", field="email")
     try:
-        validate_email(email)
+        password_validation.validate_password(password, user)
     except DjangoValidationError as error:
-        raise InvalidInput("enter a valid email address", field="email") from error
-    User = get_user_model()
-    with transaction.atomic():
-        user = User.objects.filter(email__iexact=email).first()
-        if user is None:
-            user = User(username=email, email=email)
-            user.set_unusable_password()
-            user.save()
-        if organization.members.filter(user=user).exists():
-            raise Conflict(f"{email} is already a member", field="email")
-        return Member.objects.create(organization=organization, user=user, role=role)
+        raise InvalidInput(" ".join(error.messages), field="password") from error
+    user.set_password(password)
+    user.save(update_fields=["password"])
 
 
 def member_change_role(*, member: Member, role: str, actor: Actor) -> Member:

@@ -1,9 +1,11 @@
+from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from masivo.dashboard.forms import MemberAddForm, MemberRoleForm
-from masivo.tenancy import selectors, services
+from masivo.dashboard.forms import InvitationForm, MemberRoleForm
+from masivo.tenancy import invitations, selectors, services
 from masivo.tenancy.errors import ServiceError
 from masivo.tenancy.roles import Permission, Role
 from masivo.ui.decorators import workspace_view
@@ -18,7 +20,8 @@ def _role_choices(actor) -> list[tuple[str, str]]:
 
 
 def _is_editable(actor, member) -> bool:
-    """Whether to offer controls for this row; the services decide for real."""
+    """Whether to offer controls for this row (a member or an invitation); the services
+    decide for real."""
     if not actor.can(Permission.MANAGE_MEMBERS):
         return False
     return member.role != Role.OWNER or actor.can(Permission.MANAGE_ORGANIZATION)
@@ -27,9 +30,14 @@ def _is_editable(actor, member) -> bool:
 def _members_page(request, *, form=None, error: str = "", status: int = 200):
     actor = request.actor
     members = selectors.members_list(workspace=request.workspace).order_by("user__email", "id")
+    open_invitations = selectors.invitations_open(workspace=request.workspace)
     context = {
         "rows": [(member, _is_editable(actor, member)) for member in members],
-        "form": form or MemberAddForm(can_grant_owner=actor.can(Permission.MANAGE_ORGANIZATION)),
+        "invitation_rows": [
+            (invitation, _is_editable(actor, invitation)) for invitation in open_invitations
+        ],
+        "now": timezone.now(),
+        "form": form or InvitationForm(can_grant_owner=actor.can(Permission.MANAGE_ORGANIZATION)),
         "role_choices": _role_choices(actor),
         "error": as_sentence(error),
     }
@@ -50,20 +58,39 @@ def members(request):
     if request.method != "POST":
         return _members_page(request)
     can_grant_owner = request.actor.can(Permission.MANAGE_ORGANIZATION)
-    form = MemberAddForm(request.POST, can_grant_owner=can_grant_owner)
+    form = InvitationForm(request.POST, can_grant_owner=can_grant_owner)
     if not form.is_valid():
         return _members_page(request, form=form, status=400)
     try:
-        member = services.member_add(
+        invitation = invitations.invitation_send(
             organization=request.workspace.organization,
             email=form.cleaned_data["email"],
             role=form.cleaned_data["role"],
             actor=request.actor,
+            site_url=request.build_absolute_uri("/"),
         )
     except ServiceError as error:
         add_service_error(form, error)
         return _members_page(request, form=form, status=error.status)
-    messages.success(request, f"Added {member.user.email} as {member.get_role_display()}.")
+    messages.success(
+        request,
+        f"Invitation sent to {invitation.email} as {invitation.get_role_display()}. "
+        f"The link works for {settings.MASIVO_INVITATION_DAYS} days.",
+    )
+    return _to_members(request)
+
+
+@require_POST
+@workspace_view(permission=Permission.MANAGE_MEMBERS)
+def invitation_revoke(request, invitation_id: int):
+    invitation = get_object_or_404(
+        selectors.invitations_list(workspace=request.workspace), id=invitation_id
+    )
+    try:
+        invitations.invitation_revoke(invitation=invitation, actor=request.actor)
+    except ServiceError as error:
+        return _members_page(request, error=error.message, status=error.status)
+    messages.success(request, f"Revoked the invitation to {invitation.email}.")
     return _to_members(request)
 
 

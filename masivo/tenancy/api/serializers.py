@@ -1,6 +1,8 @@
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from masivo.tenancy.models import ApiKey, Member, Organization, Workspace
+from masivo.tenancy.models import ApiKey, Invitation, Member, Organization, Workspace
 from masivo.tenancy.roles import Role
 
 
@@ -72,7 +74,41 @@ class MemberOut(serializers.ModelSerializer):
         fields = ["id", "email", "name", "role", "created_at"]
 
 
-class MemberCreateIn(serializers.Serializer):
+class InvitationOut(serializers.ModelSerializer):
+    status = serializers.SerializerMethodField()
+    invited_by = serializers.SerializerMethodField(
+        help_text="The email of the member who invited; null when an API key did."
+    )
+
+    class Meta:
+        model = Invitation
+        fields = [
+            "id",
+            "email",
+            "role",
+            "status",
+            "invited_by",
+            "created_at",
+            "expires_at",
+            "accepted_at",
+            "revoked_at",
+        ]
+
+    @extend_schema_field(
+        serializers.ChoiceField(choices=["pending", "expired", "accepted", "revoked"])
+    )
+    def get_status(self, invitation) -> str:
+        if invitation.revoked_at is not None:
+            return "revoked"
+        if invitation.accepted_at is not None:
+            return "accepted"
+        return "expired" if invitation.expires_at <= timezone.now() else "pending"
+
+    def get_invited_by(self, invitation) -> str | None:
+        return invitation.invited_by.email if invitation.invited_by else None
+
+
+class InvitationCreateIn(serializers.Serializer):
     email = serializers.EmailField(max_length=254)
     role = serializers.ChoiceField(choices=Role.choices)
 

@@ -3,7 +3,7 @@ from rest_framework import exceptions, generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from masivo.tenancy import selectors, services
+from masivo.tenancy import invitations, selectors, services
 from masivo.tenancy.api import serializers as s
 from masivo.tenancy.roles import Permission
 
@@ -114,19 +114,6 @@ class MemberListView(WorkspaceAPIView):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(s.MemberOut(page, many=True).data)
 
-    @extend_schema(
-        request=s.MemberCreateIn, responses={201: s.MemberOut}, summary="Add a member by email"
-    )
-    def post(self, request):
-        data = _validated(s.MemberCreateIn, request.data)
-        member = services.member_add(
-            organization=self.workspace.organization,
-            email=data["email"],
-            role=data["role"],
-            actor=self.actor,
-        )
-        return Response(s.MemberOut(member).data, status=status.HTTP_201_CREATED)
-
 
 class MemberDetailView(WorkspaceAPIView):
     write_permission = Permission.MANAGE_MEMBERS
@@ -152,6 +139,67 @@ class MemberDetailView(WorkspaceAPIView):
     def delete(self, request, id):
         services.member_remove(member=self.get_object(), actor=self.actor)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class InvitationListView(WorkspaceAPIView):
+    write_permission = Permission.MANAGE_MEMBERS
+    serializer_class = s.InvitationOut
+
+    def get_queryset(self):
+        return selectors.invitations_open(workspace=self.workspace)
+
+    @extend_schema(
+        responses=s.InvitationOut(many=True),
+        summary="Open invitations (pending or expired, not accepted or revoked)",
+    )
+    def get(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(s.InvitationOut(page, many=True).data)
+
+    @extend_schema(
+        request=s.InvitationCreateIn,
+        responses={201: s.InvitationOut},
+        summary="Invite by email (re-inviting an open invitation's email refreshes it)",
+    )
+    def post(self, request):
+        data = _validated(s.InvitationCreateIn, request.data)
+        invitation = invitations.invitation_send(
+            organization=self.workspace.organization,
+            email=data["email"],
+            role=data["role"],
+            actor=self.actor,
+            site_url=request.build_absolute_uri("/"),
+        )
+        return Response(s.InvitationOut(invitation).data, status=status.HTTP_201_CREATED)
+
+
+class InvitationDetailView(WorkspaceAPIView):
+    write_permission = Permission.MANAGE_MEMBERS
+    serializer_class = s.InvitationOut
+
+    def get_queryset(self):
+        return selectors.invitations_list(workspace=self.workspace)
+
+    @extend_schema(responses=s.InvitationOut, summary="One invitation, in any state")
+    def get(self, request, id):
+        return Response(s.InvitationOut(self.get_object()).data)
+
+
+class InvitationRevokeView(WorkspaceAPIView):
+    write_permission = Permission.MANAGE_MEMBERS
+    serializer_class = s.InvitationOut
+
+    def get_queryset(self):
+        return selectors.invitations_list(workspace=self.workspace)
+
+    @extend_schema(
+        request=None,
+        responses=s.InvitationOut,
+        summary="Revoke an invitation; its link stops working",
+    )
+    def post(self, request, id):
+        invitation = invitations.invitation_revoke(invitation=self.get_object(), actor=self.actor)
+        return Response(s.InvitationOut(invitation).data)
 
 
 def _refuse_nul_in_query(query_params) -> None:
