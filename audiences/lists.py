@@ -103,12 +103,20 @@ def _apply(
             cleaned.setdefault(_clean(identifier, raw), number)
         except InvalidInput as error:
             problems.append((number, raw, f"invalid {identifier}: {error.message}"))
-    found = dict(
-        Customer.objects.filter(**{f"{identifier}__in": list(cleaned)}).values_list(
-            identifier, "id"
-        )
-    )
-    missing = [value for value in cleaned if value not in found]
+    # A phone can belong to an anonymous customer (no external id or email), never a member.
+    found, anonymous = {}, set()
+    for value, customer_id, is_anonymous in Customer.objects.filter(
+        **{f"{identifier}__in": list(cleaned)}
+    ).values_list(identifier, "id", "is_anonymous"):
+        if is_anonymous:
+            anonymous.add(value)
+        else:
+            found[value] = customer_id
+    anonymous -= set(found)
+    for value in anonymous:
+        problems.append((cleaned[value], value, f"no customer with this {identifier} is known: "
+                         "anonymous customers are never members"))  # fmt: skip
+    missing = [value for value in cleaned if value not in found and value not in anonymous]
     if missing and list_upload.create_missing:
         Customer.objects.bulk_create(
             [Customer(workspace_id=list_upload.workspace_id, **{identifier: value},
