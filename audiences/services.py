@@ -224,10 +224,17 @@ def list_members_change(
 
     if audience.kind != Audience.Kind.LIST:
         raise Conflict("only uploaded lists take members by hand; rules decide the others")
-    known = set(Customer.objects.filter(id__in=add).values_list("id", flat=True))
-    unknown = sorted(set(add) - known)
+    found = dict(Customer.objects.filter(id__in=add).values_list("id", "is_anonymous"))
+    unknown = sorted(set(add) - set(found))
     if unknown:
         raise InvalidInput(f"no customer {unknown[0]} in this workspace", field="add")
+    anonymous = sorted(customer_id for customer_id, is_anonymous in found.items() if is_anonymous)
+    if anonymous:  # as in every audience: identify them first
+        raise InvalidInput(
+            f"customer {anonymous[0]} is anonymous, and anonymous customers are never members",
+            field="add",
+        )
+    known = set(found)
     both = sorted(set(add) & set(remove))
     if both:
         raise InvalidInput(f"customer {both[0]} is both added and removed", field="remove")
