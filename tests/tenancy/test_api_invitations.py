@@ -1,6 +1,7 @@
 """Invitations through the API, and the link they email (accepted in the dashboard)."""
 
 import re
+import smtplib
 from datetime import timedelta
 from urllib.parse import urlencode
 
@@ -19,6 +20,7 @@ from tests.factories import InvitationFactory, MemberFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
+PASSWORD = "correct horse battery staple"  # tests.factories.UserFactory's password
 LINK = re.compile(r"http://testserver(/invitations/[^/\s]+/)")
 
 
@@ -391,3 +393,50 @@ def test_a_new_account_cannot_take_an_existing_email(api, workspace):
     assert response.status_code == 200
     assert "Sign in to accept" in response.content.decode()
     assert roles_in(workspace.organization) == {}
+
+
+def test_a_refused_email_leaves_no_invitation(api, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise smtplib.SMTPRecipientsRefused({"new.person@example.com": (550, b"no")})
+
+    monkeypatch.setattr("masivo.tenancy.invitations.send_mail", refuse)
+
+    response = invite(api)
+
+    assert response.status_code == 503
+    assert response.json() == {
+        "detail": "the invitation email could not be sent; try again later",
+        "code": "unavailable",
+    }
+    assert Invitation.objects.count() == 0
+
+
+def test_an_owner_in_the_dashboard_may_invite_an_owner(workspace, owner):
+    browser = Client()
+    browser.force_login(owner.user)
+
+    response = browser.post(
+        f"/w/{workspace.id}/settings/members/", {"email": "boss@example.com", "role": "owner"}
+    )
+
+    assert response.status_code == 302
+    assert open_invitations(workspace.organization) == [("boss@example.com", "owner")]
+
+
+def test_signing_in_from_the_link_comes_back_to_accept(api, workspace, outsider):
+    invite(api, email=outsider.user.email)
+    link = link_in(mail.outbox[0])
+    browser = Client()
+
+    signed_in = browser.post(
+        f"/login/?{urlencode({'next': link})}",
+        {"username": outsider.user.email, "password": PASSWORD, "next": link},
+    )
+    assert signed_in.url == link
+    accepted = browser.post(link, follow=True)
+
+    assert accepted.redirect_chain == [(f"/w/{workspace.id}/", 302)]
+    assert f"Welcome to {workspace.organization.name}. You joined as Marketer." in (
+        accepted.content.decode()
+    )
+    assert roles_in(workspace.organization) == {outsider.user.email: "marketer"}
