@@ -108,6 +108,13 @@ class InvitationOut(serializers.ModelSerializer):
         return invitation.invited_by.email if invitation.invited_by else None
 
 
+class ServiceErrorOut(serializers.Serializer):
+    """The error shape, for statuses the shared error responses do not cover."""
+
+    detail = serializers.CharField()
+    code = serializers.CharField()
+
+
 class InvitationCreateIn(serializers.Serializer):
     email = serializers.EmailField(max_length=254)
     role = serializers.ChoiceField(choices=Role.choices)

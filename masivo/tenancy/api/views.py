@@ -1,4 +1,4 @@
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -158,7 +158,12 @@ class InvitationListView(WorkspaceAPIView):
 
     @extend_schema(
         request=s.InvitationCreateIn,
-        responses={201: s.InvitationOut},
+        responses={
+            201: s.InvitationOut,
+            503: OpenApiResponse(
+                s.ServiceErrorOut, description="the email could not be sent; nothing was stored"
+            ),
+        },
         summary="Invite by email (re-inviting an open invitation's email refreshes it)",
     )
     def post(self, request):
