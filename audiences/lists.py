@@ -97,12 +97,16 @@ def _apply(
     list_upload: ListUpload, batch: list[tuple[int, str]], now
 ) -> list[tuple[int, str, str]]:
     identifier = list_upload.identifier
-    problems, cleaned = [], {}
+    problems, cleaned, repeats = [], {}, []
     for number, raw in batch:
         try:
-            cleaned.setdefault(_clean(identifier, raw), number)
+            value = _clean(identifier, raw)
         except InvalidInput as error:
             problems.append((number, raw, f"invalid {identifier}: {error.message}"))
+            continue
+        if value in cleaned:
+            repeats.append((number, value))  # counted below like its first row, never lost
+        cleaned.setdefault(value, number)
     # A phone can belong to an anonymous customer (no external id or email), never a member.
     found, anonymous = {}, set()
     for value, customer_id, is_anonymous in Customer.objects.filter(
@@ -131,6 +135,13 @@ def _apply(
     for value in missing:
         if value not in found:
             problems.append((cleaned[value], value, f"no customer with this {identifier}"))
+    # A repeat of a value in this batch: 'already' if it names a member, else the same problem.
+    reasons = {value: reason for _, value, reason in problems}
+    for number, value in repeats:
+        if value in found:
+            list_upload.rows_already += 1
+        else:
+            problems.append((number, value, reasons[value]))
     ids = sorted(set(found.values()))
     entered, _ = membership_apply(
         workspace_id=list_upload.workspace_id,

@@ -127,3 +127,18 @@ def customer_export(*, customer: Customer) -> dict:
             .iterator(chunk_size=2000)
         ],
     }
+
+
+def customer_ids_by(*, identifier: str, values: list[str]) -> dict[str, int]:
+    """value → id of the customer (in the workspace in context) whose `identifier` it is.
+
+    `identifier` is external_id or email (both unique in a workspace); values not found are
+    left out. Emails are stored lower-case, so they are matched lower-cased.
+    """
+    if identifier not in ("external_id", "email"):
+        raise ValueError(f"customers are not looked up by {identifier}")
+    if identifier == "email":
+        values = [value.strip().lower() for value in values]
+    return dict(
+        Customer.objects.filter(**{f"{identifier}__in": values}).values_list(identifier, "id")
+    )

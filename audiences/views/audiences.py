@@ -199,6 +199,24 @@ def audience_recalculation_progress(request, audience_id: int, run_id: int):
 # -- uploaded lists ----------------------------------------------------------------------------
 
 
+def _members_form_ids(form: ListMembersForm) -> list[int] | None:
+    """The customer ids the form names (external ids and emails looked up in the workspace);
+    None, with the error on the form, when one names no customer."""
+    identifier = form.cleaned_data["identifier"]
+    values = form.cleaned_data["customer_ids"]
+    if identifier == "id":
+        return values
+    found = profile_selectors.customer_ids_by(identifier=identifier, values=values)
+    if identifier == "email":
+        values = [value.lower() for value in values]
+    unknown = [value for value in values if value not in found]
+    if unknown:
+        label = dict(ListMembersForm.IDENTIFIERS)[identifier].lower()
+        form.add_error("customer_ids", f"No customer has the {label} “{unknown[0][:80]}”.")
+        return None
+    return sorted(set(found.values()))
+
+
 @require_POST
 @workspace_view(permission=Permission.EDIT_MARKETING)
 def audience_members_change(request, audience_id: int):
@@ -206,7 +224,9 @@ def audience_members_change(request, audience_id: int):
     form = ListMembersForm(request.POST)
     if not form.is_valid():
         return detail_page(request, audience, members_form=form, status=400)
-    ids = form.cleaned_data["customer_ids"]
+    ids = _members_form_ids(form)
+    if ids is None:
+        return detail_page(request, audience, members_form=form, status=400)
     is_add = form.cleaned_data["action"] == "add"
     try:
         added, removed = services.list_members_change(

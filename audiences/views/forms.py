@@ -115,20 +115,45 @@ def _customer_ids(text: str) -> list[int]:
     return sorted({int(token) for token in tokens})
 
 
+def _references(text: str) -> list[str]:
+    """External ids or emails, in the order given, without repeats."""
+    tokens = [token for token in re.split(r"[\s,;]+", text) if token]
+    if len(tokens) > LIST_MEMBERS_CHANGE_MAX:
+        raise forms.ValidationError(f"At most {LIST_MEMBERS_CHANGE_MAX:,} values at a time.")
+    return list(dict.fromkeys(tokens))
+
+
 class ListMembersForm(forms.Form):
     ACTIONS = [("add", "Add"), ("remove", "Remove")]
+    IDENTIFIERS = [("id", "Customer id"), ("external_id", "External id"), ("email", "Email")]
 
+    identifier = forms.ChoiceField(
+        label="Identified by", choices=IDENTIFIERS, initial="id", required=False
+    )
     customer_ids = forms.CharField(
-        label="Customer ids",
-        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "1204, 1311, 1420"}),
-        help_text="Separated by commas, spaces or new lines.",
+        label="Customers",
+        widget=forms.Textarea(
+            attrs={"rows": 3, "placeholder": "1204, 1311 · crm-7 · ana@example.com"}
+        ),
+        help_text="Customer ids, external ids or emails (say which), separated by commas, "
+        "spaces or new lines.",
     )
     action = forms.ChoiceField(choices=ACTIONS)
 
-    def clean_customer_ids(self):
-        ids = _customer_ids(self.cleaned_data["customer_ids"])
+    def clean_identifier(self) -> str:
+        return self.cleaned_data["identifier"] or "id"
+
+    def clean_customer_ids(self) -> list:
+        """Whole numbers for customer ids; otherwise the values, for the view to look up."""
+        identifier = self.cleaned_data.get("identifier", "id")
+        if identifier == "id":
+            ids = _customer_ids(self.cleaned_data["customer_ids"])
+        else:
+            ids = _references(self.cleaned_data["customer_ids"])
         if not ids:
-            raise forms.ValidationError("Give at least one customer id.")
+            raise forms.ValidationError(
+                f"Give at least one {dict(self.IDENTIFIERS)[identifier].lower()}."
+            )
         return ids
 
 
