@@ -32,6 +32,10 @@ class RateLimited(ServiceError):
     status = 429
     code = "throttled"
 
+    def __init__(self, message: str, *, retry_after: int, **kwargs):
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
 
 class Unavailable(ServiceError):
     """A service this action depends on (the mail server) failed; nothing was changed."""

@@ -87,7 +87,8 @@ def _rate_limit_count(organization: Organization) -> None:
         minutes = -(-retry_after // 60)
         raise RateLimited(
             f"{organization.name} has sent {settings.MASIVO_INVITATIONS_PER_HOUR} invitations "
-            f"this hour; try again in {minutes} minute{'s' if minutes != 1 else ''}"
+            f"this hour; try again in {minutes} minute{'s' if minutes != 1 else ''}",
+            retry_after=retry_after,
         )
 
 

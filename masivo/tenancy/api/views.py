@@ -5,6 +5,7 @@ from rest_framework.views import APIView
 
 from masivo.tenancy import invitations, selectors, services
 from masivo.tenancy.api import serializers as s
+from masivo.tenancy.errors import RateLimited
 from masivo.tenancy.roles import Permission
 
 
@@ -188,6 +189,12 @@ class InvitationDetailView(WorkspaceAPIView):
     @extend_schema(responses=s.InvitationOut, summary="One invitation, in any state")
     def get(self, request, id):
         return Response(s.InvitationOut(self.get_object()).data)
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        if isinstance(exc, RateLimited):
+            response["Retry-After"] = str(exc.retry_after)
+        return response
 
 
 class InvitationRevokeView(WorkspaceAPIView):
