@@ -120,7 +120,7 @@ def test_a_viewer_sees_no_key_or_member_controls(page, screenshot):
     screenshot(page, "api-keys-viewer")
 
     page.goto(f"/w/{workspace.id}/settings/members/")
-    assert page.get_by_role("button", name="Add member").count() == 0
+    assert page.get_by_role("button", name="Send invitation").count() == 0
     assert page.get_by_role("link", name="Remove").count() == 0
     assert page.locator("main input, main select").count() == 0
     screenshot(page, "members-viewer")
