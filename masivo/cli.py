@@ -219,8 +219,12 @@ def command_workspace_create(args) -> int:
 def command_db_bootstrap(args) -> int:
     from masivo.dbsetup import bootstrap_from_urls
 
-    role = bootstrap_from_urls(admin_url=args.admin_url, app_url=args.app_url)
+    role = bootstrap_from_urls(
+        admin_url=args.admin_url, app_url=args.app_url, owner_url=args.owner_url
+    )
     print(f"role {role} is ready (LOGIN NOSUPERUSER NOBYPASSRLS CREATEDB)")
+    if args.owner_url:
+        print("it owns nothing: the owner role of --owner-url owns the schema and migrates it")
     return 0
 
 
@@ -310,6 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bootstrap.add_argument("--admin-url", required=True, help="a superuser's postgres:// URL")
     bootstrap.add_argument("--app-url", required=True, help="the DATABASE_URL Masivo will use")
+    bootstrap.add_argument(
+        "--owner-url",
+        help="the DATABASE_OWNER_URL migrations run as: this role owns the schema, and the app "
+        "role gets only SELECT/INSERT/UPDATE/DELETE (recommended)",
+    )
     bootstrap.set_defaults(handler=command_db_bootstrap)
 
     user = commands.add_parser("user", help="manage dashboard accounts")

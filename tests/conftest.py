@@ -5,7 +5,7 @@ from django.conf import settings
 from django.db import connection
 from django.test import Client
 
-from masivo.dbsetup import role_bypasses_rls
+from masivo.dbsetup import login_of, role_bypasses_rls
 from masivo.tenancy.context import workspace_scope
 from masivo.tenancy.models import ApiKey
 from masivo.tenancy.redis import get_redis
@@ -23,6 +23,16 @@ def _own_redis_counters():
     client = get_redis()
     for key in client.scan_iter(f"{settings.MASIVO_REDIS_PREFIX}*"):
         client.delete(key)
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """With split roles (DATABASE_OWNER_URL), the test database is created, migrated and used as
+    the schema owner, which is what the single role is today: some tests run DDL. The migrations
+    grant the application role its DML; tests/tenancy/test_role_split.py connects as that role."""
+    if settings.DATABASE_OWNER_URL:
+        connection.close()
+        connection.settings_dict.update(login_of(settings.DATABASE_OWNER_URL))
 
 
 @pytest.fixture(autouse=True)
