@@ -290,6 +290,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # A PATCH body requires what its serializer requires (`tags`, `consent`, `role`), as the
+    # views do: not every field made optional.
+    "COMPONENT_SPLIT_PATCH": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "masivo.tenancy.api.schema.add_error_responses",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "MemberRoleEnum": "masivo.tenancy.roles.Role.choices",
         "KeyRoleEnum": [("admin", "Admin"), ("marketer", "Marketer"), ("viewer", "Viewer")],

@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from audiences.models import Audience, ListUpload, MembershipChange, Recalculation
 from audiences.services import DESCRIPTION_MAX_LENGTH, LIST_MEMBERS_CHANGE_MAX, NAME_MAX_LENGTH
+from masivo.tenancy.api.strict import RefusesUnknownFields
 
 
 class AudienceOut(serializers.ModelSerializer):
@@ -15,7 +16,7 @@ class AudienceOut(serializers.ModelSerializer):
         read_only_fields = ["dependencies"]
 
 
-class AudienceIn(serializers.Serializer):
+class AudienceIn(RefusesUnknownFields):
     name = serializers.CharField(max_length=NAME_MAX_LENGTH)
     description = serializers.CharField(
         required=False, allow_blank=True, max_length=DESCRIPTION_MAX_LENGTH

@@ -8,7 +8,6 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import exceptions, serializers, status
-from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
@@ -17,6 +16,8 @@ from audiences.api import serializers as s
 from audiences.lists import list_upload_create, list_upload_problems_csv
 from audiences.models import Audience, ListUpload, Membership
 from masivo.feeds.selectors import BEGINNING, FeedPosition
+from masivo.tenancy.api.errors import CodedValidationError
+from masivo.tenancy.api.pagination import CursorPagination
 from masivo.tenancy.api.views import WorkspaceAPIView
 from profiles.models import Customer
 
@@ -96,7 +97,6 @@ class AudienceDetailView(AudienceScopedView):
 class MembershipPagination(CursorPagination):
     ordering = "-id"
     page_size = 100
-    page_size_query_param = "limit"
     max_page_size = 1000
 
 
@@ -197,7 +197,7 @@ class AudienceChangesView(AudienceScopedView):
             return BEGINNING
         position = selectors.change_feed_position(audience=audience, change_id=since)
         if position is None:
-            raise exceptions.ValidationError(
+            raise CodedValidationError(
                 {"since": [f"change {since} is not in this audience's feed (it may have "
                            "expired): start again without since"]},
                 code="unknown_change",
@@ -207,6 +207,7 @@ class AudienceChangesView(AudienceScopedView):
 
 class AudienceRecalculateView(AudienceScopedView):
     serializer_class = s.RecalculationOut
+    pagination_class = None  # GET answers the 50 most recent runs, unpaged
 
     @extend_schema(request=None, responses={202: s.RecalculationOut}, summary="Recalculate now")
     def post(self, request, id):
@@ -263,6 +264,7 @@ class CustomerAudiencesOut(serializers.Serializer):
 class CustomerAudiencesView(WorkspaceAPIView):
     serializer_class = CustomerAudiencesOut
     path_model = Customer
+    pagination_class = None  # all of a customer's audiences, unpaged
 
     def get_queryset(self):
         return Customer.objects.all()

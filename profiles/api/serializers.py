@@ -1,5 +1,7 @@
 from rest_framework import serializers
 
+from masivo.tenancy.api.strict import RefusesUnknownFields
+from profiles import normalize
 from profiles.models import ConsentChange, ConsentPurpose, Customer, Device, Event, ProfileSettings
 
 PROFILE_FIELD_NAMES = [
@@ -37,21 +39,44 @@ class CustomerOut(serializers.ModelSerializer):
         ]
 
 
-class CustomerIn(serializers.Serializer):
+class CustomerIn(RefusesUnknownFields):
     """Documents the body; validation and normalization happen in the service (shared with
     imports and the tracking API). Unknown fields are refused."""
 
     external_id = serializers.CharField(required=False, allow_null=True, max_length=255)
-    email = serializers.CharField(required=False, allow_null=True, help_text="lower-cased")
-    phone = serializers.CharField(required=False, allow_null=True, help_text="stored as E.164")
+    email = serializers.EmailField(
+        required=False, allow_null=True, allow_blank=True, help_text="lower-cased"
+    )
+    phone = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, help_text="stored as E.164"
+    )
     first_name = serializers.CharField(required=False, max_length=100)
     last_name = serializers.CharField(required=False, max_length=100)
     gender = serializers.ChoiceField(Customer.Gender.choices, required=False)
     birth_date = serializers.DateField(required=False, allow_null=True)
-    country = serializers.CharField(required=False, help_text="ISO 3166-1 alpha-2")
+    country = serializers.ChoiceField(
+        sorted(normalize._countries()),
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text="ISO 3166-1 alpha-2",
+    )
     city = serializers.CharField(required=False, max_length=100)
-    timezone = serializers.CharField(required=False, help_text="IANA name")
-    locale = serializers.CharField(required=False, help_text="e.g. es-MX")
+    timezone = serializers.ChoiceField(
+        sorted(normalize._timezones()),
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text="IANA name",
+    )
+    locale = serializers.RegexField(
+        normalize._LOCALE.pattern,
+        max_length=normalize.MAX_LOCALE_LENGTH,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text="e.g. es-MX",
+    )
     tier = serializers.CharField(required=False, max_length=50)
     status = serializers.ChoiceField(Customer.Status.choices, required=False)
     traits = serializers.DictField(required=False, help_text="merged into existing traits")
@@ -64,7 +89,7 @@ class TagsIn(serializers.Serializer):
 
 class IdentifyIn(serializers.Serializer):
     external_id = serializers.CharField(required=False, max_length=255)
-    email = serializers.CharField(required=False)
+    email = serializers.EmailField(required=False)
 
 
 class ConsentChangeOut(serializers.ModelSerializer):
@@ -149,6 +174,13 @@ class IngestOut(serializers.Serializer):
     duplicates = serializers.IntegerField()
     rejected = serializers.ListField(child=serializers.DictField())
     warnings = serializers.ListField(child=serializers.CharField())
+
+
+class IngestRejectedOut(IngestOut):
+    """The answer when every event of the request was rejected (a 400)."""
+
+    detail = serializers.CharField()
+    code = serializers.CharField()
 
 
 class ProfileSettingsOut(serializers.ModelSerializer):

@@ -4,11 +4,12 @@ from datetime import UTC
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, status
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
+from masivo.tenancy.api.pagination import CursorPagination
 from masivo.tenancy.api.permissions import HasWorkspaceRole
 from masivo.tenancy.api.views import WorkspaceAPIView
 from masivo.tenancy.errors import InvalidInput
@@ -24,13 +25,11 @@ from profiles.services.settings import profile_settings_get, profile_settings_up
 from profiles.tracking import parse_native_event
 
 MAX_EVENTS_PER_REQUEST = 1000
+ALL_REJECTED = "no event was accepted; `rejected` gives each one's reason"
 
 
 class NewestEventsFirst(CursorPagination):
     ordering = ("-occurred_at", "-id")
-    page_size = 50
-    page_size_query_param = "limit"
-    max_page_size = 500
 
 
 def _since(request, name: str):
@@ -74,7 +73,9 @@ class CustomerListView(WorkspaceAPIView):
         parameters=[
             OpenApiParameter("email", str),
             OpenApiParameter("external_id", str),
-            OpenApiParameter("updated_since", str, description="ISO 8601 date-time"),
+            OpenApiParameter(
+                "updated_since", OpenApiTypes.DATETIME, description="ISO 8601 date-time"
+            ),
             OpenApiParameter("search", str, description="email/name prefix, exact id or phone"),
         ],
         responses=s.CustomerOut(many=True),
@@ -121,13 +122,16 @@ class CustomerTagsView(CustomerScopedView):
     @extend_schema(request=s.TagsIn, responses=s.CustomerOut, summary="Set tags (merged)")
     def patch(self, request, id):
         tags = request.data.get("tags") if isinstance(request.data, dict) else None
+        if not isinstance(tags, dict):  # null too: as the schema says, `tags` is an object
+            reason = "an object of key → string, number or boolean"
+            raise exceptions.ValidationError({"tags": [reason]})
         customer = customer_services.customer_tags_patch(customer=self.customer(), tags=tags)
         return Response(s.CustomerOut(customer).data)
 
     @extend_schema(
         parameters=[OpenApiParameter("key", str, many=True, description="omit to remove all")],
         request=None,
-        responses=s.CustomerOut,
+        responses={200: s.CustomerOut},
         summary="Remove tags",
     )
     def delete(self, request, id):
@@ -234,6 +238,7 @@ class CustomerDevicesView(CustomerScopedView):
     serializer_class = s.DeviceOut
     accepts_write_key = True
     permission_classes = [DevicePermission]
+    pagination_class = None  # a customer has a handful of devices: GET answers them all
 
     def _customer_for_write_key(self, request) -> Customer:
         customer = self.customer()
@@ -303,7 +308,10 @@ class EventListView(WorkspaceAPIView):
     pagination_class = NewestEventsFirst
 
     @extend_schema(
-        parameters=[OpenApiParameter("name", str), OpenApiParameter("since", str)],
+        parameters=[
+            OpenApiParameter("name", str),
+            OpenApiParameter("since", OpenApiTypes.DATETIME, description="ISO 8601 date-time"),
+        ],
         responses=s.EventOut(many=True),
         summary="Events, newest first",
     )
@@ -316,7 +324,7 @@ class EventListView(WorkspaceAPIView):
 
     @extend_schema(
         request=s.EventsIn,
-        responses={200: s.IngestOut, 400: s.IngestOut},
+        responses={200: s.IngestOut, 400: s.IngestRejectedOut},
         summary="Send one event ({...}) or a batch ({events: [...]}, up to 1,000)",
     )
     def post(self, request):
@@ -345,7 +353,10 @@ class EventListView(WorkspaceAPIView):
             "rejected": [r.as_dict() for r in rejected],
             "warnings": result.warnings,
         }
-        return Response(body, status=400 if len(rejected) == len(items) else 200)
+        if len(rejected) == len(items):
+            # The error shape's detail and code, with the result: every event has its reason.
+            return Response({"detail": ALL_REJECTED, "code": "invalid", **body}, status=400)
+        return Response(body)
 
 
 class ProfileSettingsView(WorkspaceAPIView):

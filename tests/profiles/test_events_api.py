@@ -186,6 +186,8 @@ def test_when_every_event_is_rejected_the_answer_is_a_400_and_nothing_is_stored(
 
     assert response.status_code == 400
     assert response.json() == {
+        "detail": "no event was accepted; `rejected` gives each one's reason",
+        "code": "invalid",
         "accepted": 0,
         "duplicates": 0,
         "rejected": [

@@ -368,6 +368,8 @@ def test_the_native_events_api_refuses_an_erased_external_id(api, workspace, era
 
     assert response.status_code == 400
     assert response.json() == {
+        "detail": "no event was accepted; `rejected` gives each one's reason",
+        "code": "invalid",
         "accepted": 0,
         "duplicates": 0,
         "rejected": [{"index": 0, "reason": ERASED, "messageId": "l-1"}],

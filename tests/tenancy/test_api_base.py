@@ -83,7 +83,10 @@ def test_openapi_schema_lists_the_routes_and_the_security_scheme():
     } <= set(schema["paths"])
     assert schema["components"]["securitySchemes"]["SecretKey"]["scheme"] == "bearer"
     create = schema["paths"]["/api/v1/api-keys"]["post"]
-    assert set(create["responses"]) == {"201"}
+    assert set(create["responses"]) == {"201", "400", "401", "403", "409", "415", "429"}
+    assert create["responses"]["409"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Error"
+    }
 
 
 def test_the_schema_generates_without_warnings_and_validates():

@@ -22,14 +22,13 @@ def _field_errors(detail) -> dict:
     return {}
 
 
-def _first_code(detail) -> str:
-    if isinstance(detail, dict):
-        detail = next(iter(detail.values()), "invalid")
-    if isinstance(detail, list):
-        detail = detail[0] if detail else "invalid"
-    if isinstance(detail, dict):
-        return _first_code(detail)
-    return getattr(detail, "code", "invalid") or "invalid"
+class CodedValidationError(exceptions.ValidationError):
+    """A 400 with field errors whose top-level `code` is not the generic `invalid`, for a case a
+    program should tell apart (a feed position that has expired: `unknown_change`)."""
+
+    def __init__(self, detail, *, code: str):
+        super().__init__(detail, code=code)
+        self.top_level_code = code
 
 
 def api_exception_handler(exc, context):
@@ -49,7 +48,9 @@ def api_exception_handler(exc, context):
         errors = _field_errors(exc.detail)
         response.data = {
             "detail": "invalid input",
-            "code": _first_code(exc.detail),
+            # A field's own code (`null`, `invalid_choice`) stays internal: programs branch on
+            # one stable code per kind of error, as docs/api.md shows.
+            "code": getattr(exc, "top_level_code", "invalid"),
             "errors": errors,
         }
         if "non_field_errors" in errors and len(errors) == 1:

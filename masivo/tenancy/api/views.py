@@ -92,7 +92,15 @@ class ApiKeyDetailView(WorkspaceAPIView):
         return Response(s.ApiKeyOut(self.get_object()).data)
 
 
-class ApiKeyRevokeView(ApiKeyDetailView):
+class ApiKeyRevokeView(WorkspaceAPIView):
+    """POST only: a GET here must not answer with the key as if it were its detail."""
+
+    write_permission = Permission.MANAGE_KEYS
+    serializer_class = s.ApiKeyOut
+
+    def get_queryset(self):
+        return selectors.api_keys_list()
+
     @extend_schema(
         request=None, responses=s.ApiKeyOut, summary="Revoke a key; effective immediately"
     )

@@ -1,0 +1,96 @@
+"""The error responses of the OpenAPI schema, added once for every operation.
+
+Views document what they answer when all goes well; what can go wrong is the same across the
+API (authentication, roles, the error handler, the parsers, the throttle), so it is described
+here rather than in each `extend_schema`. Every error body has the shape that
+`masivo.tenancy.api.errors` renders.
+"""
+
+ERROR_COMPONENT = "Error"
+ERROR_SCHEMA = {
+    "type": "object",
+    "description": "Every error of the API (docs/api.md, Errors)",
+    "properties": {
+        "detail": {"type": "string", "description": "a sentence for people"},
+        "code": {"type": "string", "description": "a stable string for programs"},
+        "errors": {
+            "type": "object",
+            "description": "field → messages (a nested field: its own map); on bad input",
+            "additionalProperties": {
+                "oneOf": [{"type": "array", "items": {"type": "string"}}, {"type": "object"}]
+            },
+        },
+    },
+    "required": ["detail", "code"],
+}
+
+WRITE_METHODS = {"post", "put", "patch", "delete"}
+
+# status → when; the statuses apply as `_statuses_for` decides.
+DESCRIPTIONS = {
+    "400": "bad input: malformed JSON (`parse_error`, `too_deep`), or fields that fail "
+    "validation (`invalid`, with `errors` per field)",
+    "401": "missing, unknown or revoked key",
+    "403": "the key's kind or role does not allow it",
+    "404": "not found, or another workspace's",
+    "409": "conflict with existing state (a duplicate, the last owner, a referenced audience)",
+    "415": "the body is not of the media type the operation takes",
+    "429": "rate limited; retry after the seconds in Retry-After",
+}
+
+
+def _statuses_for(path: str, method: str, operation: dict) -> list[str]:
+    if path.startswith("/v1/"):  # the tracking API: write key, no throttle, any media type
+        return ["400", "401"]
+    statuses = ["400", "401", "403"]  # every query parameter is checked (NUL), every key
+    if "{" in path:
+        statuses.append("404")
+    if method in WRITE_METHODS:
+        statuses.append("409")
+    if "requestBody" in operation:
+        statuses.append("415")
+    statuses.append("429")
+    return statuses
+
+
+def _error_response(status: str) -> dict:
+    response = {
+        "description": DESCRIPTIONS[status],
+        "content": {
+            "application/json": {"schema": {"$ref": f"#/components/schemas/{ERROR_COMPONENT}"}}
+        },
+    }
+    if status == "429":
+        response["headers"] = {
+            "Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}
+        }
+    return response
+
+
+def _merged(documented: dict, error: dict) -> dict:
+    """A status the view documents already (POST /events' all-rejected 400) keeps its body and
+    may also be an ordinary error."""
+    schema = documented.get("content", {}).get("application/json", {}).get("schema")
+    if schema is None:
+        return {**error, "description": documented.get("description") or error["description"]}
+    error_schema = error["content"]["application/json"]["schema"]
+    return {
+        **documented,
+        "content": {"application/json": {"schema": {"anyOf": [schema, error_schema]}}},
+    }
+
+
+def add_error_responses(result, generator, request, public):
+    """drf-spectacular postprocessing hook (SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"])."""
+    result.setdefault("components", {}).setdefault("schemas", {})[ERROR_COMPONENT] = ERROR_SCHEMA
+    for path, methods in result.get("paths", {}).items():
+        for method, operation in methods.items():
+            if method not in {"get", "post", "put", "patch", "delete"}:
+                continue
+            responses = operation.setdefault("responses", {})
+            for status in _statuses_for(path, method, operation):
+                error = _error_response(status)
+                responses[status] = (
+                    _merged(responses[status], error) if status in responses else error
+                )
+    return result
