@@ -296,3 +296,18 @@ def audience_names(*, ids) -> dict[int, str]:
 def list_uploads_list(*, audience: Audience) -> QuerySet[ListUpload]:
     """The uploads into a list audience, newest first."""
     return ListUpload.objects.filter(audience=audience).order_by("-created_at", "-id")
+
+
+def audiences_by_size() -> QuerySet[Audience]:
+    """The workspace's audiences, largest first (the overview)."""
+    return Audience.objects.order_by("-size", "name", "id")
+
+
+def recalculations_latest(*, limit: int) -> list[Recalculation]:
+    """The workspace's latest runs of any audience, newest first, with their audience."""
+    return list(Recalculation.objects.select_related("audience").order_by("-id")[:limit])
+
+
+def list_uploads_latest(*, limit: int) -> list[ListUpload]:
+    """The workspace's latest list uploads, newest first, with their audience."""
+    return list(ListUpload.objects.select_related("audience").order_by("-id")[:limit])

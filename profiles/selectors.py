@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import TruncHour
 from django.forms.models import model_to_dict
+from django.utils import timezone
 
 import profiles.lookups  # noqa: F401 (registers the prefix lookups)
 from profiles.models import (
@@ -141,4 +143,31 @@ def customer_ids_by(*, identifier: str, values: list[str]) -> dict[str, int]:
         values = [value.strip().lower() for value in values]
     return dict(
         Customer.objects.filter(**{f"{identifier}__in": values}).values_list(identifier, "id")
+    )
+
+
+def customers_count() -> int:
+    return Customer.objects.count()
+
+
+def events_received_by_hour(*, since: datetime) -> dict[datetime, int]:
+    """Events received since `since`, counted per hour of the current time zone."""
+    rows = (
+        Event.objects.filter(received_at__gte=since)
+        .annotate(hour=TruncHour("received_at", tzinfo=timezone.get_current_timezone()))
+        .values("hour")
+        .annotate(count=Count("id"))
+        .values_list("hour", "count")
+    )
+    return dict(rows)
+
+
+def oldest_unprocessed_event_received_at() -> datetime | None:
+    """When the oldest event still waiting for the ingestion follow-up arrived (the lag's
+    start); None when every event is processed. Reads the partial index event_ws_unprocessed."""
+    return (
+        Event.objects.filter(processed_at__isnull=True)
+        .order_by("received_at")
+        .values_list("received_at", flat=True)
+        .first()
     )
