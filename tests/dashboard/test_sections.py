@@ -18,21 +18,6 @@ pytestmark = pytest.mark.django_db
             "Audiences will appear here once you define one with rules on traits and events "
             "or upload a list of customers.",
         ),
-        (
-            "journeys/",
-            "Journeys will appear here once you design a flow that starts from an event "
-            "or from customers entering an audience.",
-        ),
-        (
-            "messages/",
-            "Messages will appear here once a campaign or journey sends an email, push "
-            "notification, WhatsApp or in-app message.",
-        ),
-        (
-            "destinations/",
-            "Destinations will appear here once you connect Meta, Google Ads, TikTok, Braze, "
-            "a webhook or an S3 export.",
-        ),
     ],
 )
 def test_each_section_shows_its_empty_state(viewer_client, workspace, path, empty_text):
@@ -44,6 +29,27 @@ def test_each_section_shows_its_empty_state(viewer_client, workspace, path, empt
     name = path.rstrip("/")
     assert f'class="nav-link is-active" href="/w/{workspace.id}/{path}"' in content
     assert f"<title>{SECTIONS[name].title} · Masivo</title>" in content
+
+
+@pytest.mark.parametrize(
+    ("path", "title", "says"),
+    [
+        ("journeys/", "Journeys are not available yet", "Masivo cannot run journeys yet."),
+        ("messages/", "Messages are not available yet", "Masivo cannot send messages yet."),
+        (
+            "destinations/",
+            "Destinations are not available yet",
+            "Masivo cannot sync to other tools yet.",
+        ),
+    ],
+)
+def test_sections_still_to_come_say_so(viewer_client, workspace, path, title, says):
+    content = viewer_client.get(f"/w/{workspace.id}/{path}").content.decode()
+
+    assert '<span class="badge badge-muted">Coming soon</span>' in content
+    assert f"<h2>{title}</h2>" in content
+    assert f"<p>{says} " in content
+    assert "will appear here once" not in content
 
 
 def test_the_overview_names_the_workspace_and_the_role(member_client, workspace):

@@ -1,5 +1,5 @@
 """The product's sections. Apps with pages own their section (customers, audiences); until the
-others bring theirs, each shows what will be there."""
+others bring theirs, each says plainly that it is coming, and what it will do."""
 
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
@@ -18,35 +18,42 @@ SECTIONS = {
         Section(
             name="journeys",
             title="Journeys",
-            lead="Automated, multi-step flows triggered by events or audience changes.",
-            empty_title="No journeys yet",
+            lead="Coming: automated, multi-step flows triggered by events or audience changes.",
+            empty_title="Journeys are not available yet",
             empty_text=(
-                "Journeys will appear here once you design a flow that starts from an event "
-                "or from customers entering an audience."
+                "Masivo cannot run journeys yet. When they arrive, a journey will start from an "
+                "event or from customers entering an audience. Until then, read an audience's "
+                "changes from the API to drive your own tools."
             ),
         ),
         Section(
             name="messages",
             title="Messages",
-            lead="Templates, one-shot campaigns and every email, push and WhatsApp send.",
-            empty_title="No messages yet",
+            lead="Coming: templates, one-shot campaigns and email, push and WhatsApp sends.",
+            empty_title="Messages are not available yet",
             empty_text=(
-                "Messages will appear here once a campaign or journey sends an email, push "
-                "notification, WhatsApp or in-app message."
+                "Masivo cannot send messages yet. When sending arrives, campaigns and journeys "
+                "will send email, push notifications, WhatsApp and in-app messages, checking "
+                "each customer's consent."
             ),
         ),
         Section(
             name="destinations",
             title="Destinations",
-            lead="Ad platforms, tools and warehouses that receive your audiences and events.",
-            empty_title="No destinations yet",
+            lead="Coming: ad platforms, tools and warehouses that receive your audiences.",
+            empty_title="Destinations are not available yet",
             empty_text=(
-                "Destinations will appear here once you connect Meta, Google Ads, TikTok, Braze, "
-                "a webhook or an S3 export."
+                "Masivo cannot sync to other tools yet. Connections to Meta, Google Ads, TikTok, "
+                "Braze, a webhook and S3 exports are planned. Until then, export audiences "
+                "through the API."
             ),
         ),
     ]
 }
+
+
+# Sections whose features do not exist yet (each has its own issue).
+COMING = frozenset({"journeys", "messages", "destinations"})
 
 
 def section_view(name: str):
@@ -55,7 +62,8 @@ def section_view(name: str):
     @require_safe
     @workspace_view(permission=Permission.READ)
     def view(request):
-        return render(request, "dashboard/section.html", {"section": section})
+        context = {"section": section, "is_coming": name in COMING}
+        return render(request, "dashboard/section.html", context)
 
     view.__name__ = f"{name}_section"
     return view
