@@ -289,10 +289,29 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     up = commands.add_parser("up", help="migrate, seed a demo workspace, run web + worker + beat")
-    up.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
-    up.add_argument("--host", default="127.0.0.1")
-    up.add_argument("--web-workers", type=int, default=2)
-    up.add_argument("--worker-concurrency", type=int, default=2)
+    up.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("PORT", 8000)),
+        help="the dashboard's and API's port (default: $PORT, else 8000)",
+    )
+    up.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)",
+    )
+    up.add_argument(
+        "--web-workers",
+        type=int,
+        default=2,
+        help="gunicorn worker processes serving web requests (default 2)",
+    )
+    up.add_argument(
+        "--worker-concurrency",
+        type=int,
+        default=2,
+        help="Celery worker processes running background jobs (default 2)",
+    )
     up.set_defaults(handler=command_up)
 
     down = commands.add_parser("down", help="stop the embedded servers of MASIVO_DATA_DIR")
