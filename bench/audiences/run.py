@@ -87,9 +87,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=100, help="events per batch")
     parser.add_argument("--seed", type=float, default=0.42)
     parser.add_argument(
-        "--phases", default="recalculation,memory,realtime,rls-initplan",
-        help="comma-separated subset of recalculation, memory, realtime, rls-initplan (what "
-        "the recalculation costs with the RLS policy's function as an InitPlan)",
+        "--phases", default="recalculation,memory,realtime",
+        help="comma-separated subset of recalculation, memory, realtime",
     )  # fmt: skip
     parser.add_argument("--explain", action="store_true", help="EXPLAIN every rule, not misses")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
@@ -176,8 +175,6 @@ class Bench:
             self.realtime()
         if "recalculation" in phases:
             self.explain_misses()
-            if "rls-initplan" in phases:
-                self.rls_initplan()
         say("\n### Goals\n")
         if self.misses:
             for miss in self.misses:
@@ -461,44 +458,6 @@ class Bench:
             f"\nTenancy: rule ({self.tenancy[0][1]}) recalculated in the small workspace: "
             f"{self.tenancy[1]:,} members, all from that workspace, same set as the SQL."
         )
-
-    def rls_initplan(self) -> None:
-        """What-if, on the scratch database only: the tenant policy with its function wrapped
-        in a scalar sub-select, which Postgres evaluates once per statement (an InitPlan)
-        instead of once per row reached through an index (nested loops)."""
-        policy = "(workspace_id = ANY ((SELECT masivo_visible_workspaces())::bigint[]))"
-        original = "(workspace_id = ANY (masivo_visible_workspaces()))"
-        tables = [
-            row[0]
-            for row in self.admin.execute(
-                "SELECT c.relname FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid "
-                "WHERE p.polname = 'workspace_isolation'"
-            ).fetchall()
-        ]
-
-        def set_policy(predicate: str) -> None:
-            for table in tables:
-                self.admin.execute(
-                    f'ALTER POLICY workspace_isolation ON "{table}" '
-                    f"USING {predicate} WITH CHECK {predicate}"
-                )
-
-        set_policy(policy)
-        try:
-            generate.churn(self.admin, workspace=self.big, customers=self.args.customers, round_=99)
-            whatif = {rule.key: Timing() for rule in RULES}
-            for rule in RULES:
-                self.measure(rule, whatif[rule.key], "sql")
-        finally:
-            set_policy(original)
-        say("\n### What-if: the RLS policy's function as an InitPlan (scratch database only)\n")
-        say(f"Policy `USING {policy}` instead of `{original}`; one more 1% churn round.\n")
-        say("| rule | app | SQL | ratio | ratio with today's policy (median above) |")
-        say("| --- | --- | --- | --- | --- |")
-        for rule in RULES:
-            timing = whatif[rule.key]
-            say(f"| ({rule.key[1]}) | {timing.app[0]:.2f} s | {timing.sql[0]:.2f} s | "
-                f"{timing.ratio:.2f}x | {self.timings[rule.key][1].ratio:.2f}x |")  # fmt: skip
 
     # -- memory -------------------------------------------------------------------------------
 
