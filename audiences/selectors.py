@@ -6,6 +6,7 @@ from datetime import datetime
 
 from django.db import DatabaseError, connection, transaction
 from django.db.models import QuerySet
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from audiences.apps import MEMBERSHIP_CHANGES_FEED
@@ -311,3 +312,9 @@ def recalculations_latest(*, limit: int) -> list[Recalculation]:
 def list_uploads_latest(*, limit: int) -> list[ListUpload]:
     """The workspace's latest list uploads, newest first, with their audience."""
     return list(ListUpload.objects.select_related("audience").order_by("-id")[:limit])
+
+
+def audiences_by_name() -> QuerySet[Audience]:
+    """The workspace's audiences by name as people read it: "acme" next to "Acme", not after
+    "Zeta" (the database's collation may sort capitals first)."""
+    return Audience.objects.order_by(Lower("name"), "name", "id")

@@ -62,7 +62,7 @@ def detail_url(request, audience: Audience, anchor: str = "") -> str:
 @require_safe
 @workspace_view(permission=Permission.READ)
 def audiences_list(request):
-    audiences = list(selectors.audiences_list().defer("rules", "description"))
+    audiences = list(selectors.audiences_by_name().defer("rules", "description"))
     history = selectors.audience_size_history(
         workspace=request.workspace,
         audience_ids=[audience.id for audience in audiences],

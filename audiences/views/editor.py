@@ -25,7 +25,7 @@ from profiles.tracking import MAX_EVENT_NAME_LENGTH
 
 
 def _options(request, audience: Audience | None) -> str:
-    others = selectors.audiences_list()
+    others = selectors.audiences_by_name()
     if audience is not None:
         others = others.exclude(id=audience.id)
     options = builder_options(

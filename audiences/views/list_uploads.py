@@ -16,7 +16,7 @@ from masivo.tenancy.errors import ServiceError
 from masivo.tenancy.roles import Permission
 from masivo.ui.decorators import workspace_view
 from masivo.ui.forms import add_service_error
-from masivo.ui.pages import dashboard_source
+from masivo.ui.pages import dashboard_source, with_source_names
 
 UPLOADS_SHOWN = 20
 UPLOADS_SHOWN_ON_AUDIENCE = 5
@@ -24,7 +24,7 @@ FINISHED = (ListUpload.Status.SUCCEEDED, ListUpload.Status.FAILED)
 
 
 def _recent_uploads(audience: Audience, limit: int) -> list[ListUpload]:
-    return list(selectors.list_uploads_list(audience=audience)[:limit])
+    return with_source_names(selectors.list_uploads_list(audience=audience)[:limit])
 
 
 def _upload_page(request, audience: Audience, form: ListUploadForm, status: int = 200):
@@ -101,6 +101,7 @@ def _progress_context(list_upload: ListUpload) -> dict:
 @workspace_view(permission=Permission.READ)
 def list_upload_detail(request, audience_id: int, upload_id: int):
     audience, list_upload = _upload_or_404(audience_id, upload_id)
+    [list_upload] = with_source_names([list_upload])
     context = _progress_context(list_upload) | {"audience": audience, "active_section": "audiences"}
     return render(request, "audiences/list_upload_detail.html", context)
 

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from masivo.tenancy.selectors import api_keys_list
+
 
 @dataclass(frozen=True)
 class Section:
@@ -27,3 +29,38 @@ def page_url(request, **changes) -> str:
         if value:
             query[name] = value
     return f"{request.path}?{query.urlencode()}" if query else request.path
+
+
+API_KEY_SOURCE = "api_key:"  # masivo.tenancy.actors.Actor.label of a key
+
+
+def source_names(sources) -> dict[str, str]:
+    """How pages name who started a job, from what services recorded: `dashboard:<email>` is
+    the email, `api_key:<id>` the key's name (revoked keys included), anything else as stored.
+    One query, for the keys of the workspace in context; another workspace's id stays as is."""
+    sources = set(sources)
+    key_ids = {
+        int(source.removeprefix(API_KEY_SOURCE))
+        for source in sources
+        if source.startswith(API_KEY_SOURCE) and source.removeprefix(API_KEY_SOURCE).isdigit()
+    }
+    key_names = (
+        dict(api_keys_list().filter(id__in=key_ids).values_list("id", "name")) if key_ids else {}
+    )
+    names = {}
+    for source in sources:
+        key_id = source.removeprefix(API_KEY_SOURCE)
+        if source.startswith(API_KEY_SOURCE) and key_id.isdigit() and int(key_id) in key_names:
+            names[source] = f"API key “{key_names[int(key_id)]}”"
+        else:
+            names[source] = source.removeprefix("dashboard:")
+    return names
+
+
+def with_source_names(jobs):
+    """Give each job (an import, an upload) `created_by_name`; returns the list."""
+    jobs = list(jobs)
+    names = source_names(job.created_by for job in jobs)
+    for job in jobs:
+        job.created_by_name = names[job.created_by]
+    return jobs

@@ -8,7 +8,7 @@ from masivo.tenancy.errors import ServiceError
 from masivo.tenancy.roles import Permission
 from masivo.ui.decorators import workspace_view
 from masivo.ui.forms import as_sentence
-from masivo.ui.pages import dashboard_source
+from masivo.ui.pages import dashboard_source, with_source_names
 from profiles import selectors
 from profiles.imports import customer_import_create, customer_import_errors_csv
 from profiles.models import CustomerImport
@@ -28,7 +28,7 @@ def _imports_page(request, form: CustomerImportForm, status: int = 200):
     imports = selectors.customer_imports_list().defer("mapping")
     context = {
         "form": form,
-        "imports": imports[:RECENT_IMPORTS_SHOWN],
+        "imports": with_source_names(imports[:RECENT_IMPORTS_SHOWN]),
         "active_section": "customers",
     }
     return render(request, "profiles/imports/list.html", context, status=status)
@@ -78,7 +78,7 @@ def _progress_context(customer_import: CustomerImport) -> dict:
 @require_safe
 @workspace_view(permission=Permission.READ)
 def customer_import_detail(request, import_id: int):
-    customer_import = _import_or_404(import_id)
+    [customer_import] = with_source_names([_import_or_404(import_id)])
     ignored = [column for column, target in customer_import.mapping.items() if target == "ignore"]
     context = _progress_context(customer_import) | {
         "ignored_columns": sorted(ignored),
