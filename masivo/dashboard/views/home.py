@@ -15,6 +15,7 @@ from profiles import selectors as profile_selectors
 AUDIENCES_SHOWN = 6
 RECENT_SHOWN = 5
 CHART_WIDTH, CHART_HEIGHT, BAR_GAP = 480, 96, 2
+TICKS_HEIGHT = 12  # the hour labels under the bars
 # Events waiting longer than this for the follow-up mean workers are behind or down.
 LAG_WARNING = timedelta(minutes=5)
 
@@ -85,7 +86,15 @@ def overview(request):
         "customers_count": profile_selectors.customers_count(),
         "events_today": sum(by_hour.values()),
         "event_bars": hourly_bars(by_hour, start=midnight, hours=now.hour + 1),
-        "chart": {"width": CHART_WIDTH, "height": CHART_HEIGHT},
+        "chart": {
+            "width": CHART_WIDTH,
+            "height": CHART_HEIGHT,
+            "full_height": CHART_HEIGHT + TICKS_HEIGHT,
+            "ticks": [
+                {"x": round(hour * CHART_WIDTH / 24, 1), "label": f"{hour:02}:00"}
+                for hour in (0, 6, 12, 18)
+            ],
+        },
         "audiences_count": audiences.count(),
         "audiences": list(audiences[:AUDIENCES_SHOWN]),
         "imports": list(profile_selectors.customer_imports_list().defer("mapping")[:RECENT_SHOWN]),
