@@ -9,10 +9,10 @@ from profiles import normalize as n
 from profiles.models import Customer
 
 
-def _choice(choices):
+def _choice(choices, *, cleared=""):
     def clean(value, *, field):
         if value in (None, ""):
-            return ""
+            return cleared
         if value not in choices:
             raise InvalidInput(f"one of {', '.join(choices)}", field=field)
         return value
@@ -47,7 +47,8 @@ PROFILE_FIELDS = {
     "timezone": lambda value, field: n.clean_timezone(value, field=field),
     "locale": lambda value, field: n.clean_locale(value, field=field),
     "tier": _text(50),
-    "status": _choice(Customer.Status.values),
+    # A status is never blank: cleared, it is the default again.
+    "status": _choice(Customer.Status.values, cleared=Customer.Status.ACTIVE),
 }
 
 # Segment's reserved identify traits (spec: "Identify > Traits") → profile fields.

@@ -1,8 +1,17 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from masivo.tenancy.api.strict import RefusesUnknownFields
 from profiles import normalize
-from profiles.models import ConsentChange, ConsentPurpose, Customer, Device, Event, ProfileSettings
+from profiles.models import (
+    ConsentChange,
+    ConsentPurpose,
+    ConsentStatus,
+    Customer,
+    Device,
+    Event,
+    ProfileSettings,
+)
 
 PROFILE_FIELD_NAMES = [
     "external_id", "email", "phone", "first_name", "last_name", "gender", "birth_date",
@@ -39,20 +48,41 @@ class CustomerOut(serializers.ModelSerializer):
         ]
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "maxLength": normalize.MAX_TAG_VALUE_LENGTH},
+            {"type": "number"},
+            {"type": "boolean"},
+        ]
+    }
+)
+class TagValueField(serializers.JSONField):
+    """Documents a tag's value; the service checks it (normalize.clean_tags)."""
+
+
 class CustomerIn(RefusesUnknownFields):
     """Documents the body; validation and normalization happen in the service (shared with
     imports and the tracking API). Unknown fields are refused."""
 
-    external_id = serializers.CharField(required=False, allow_null=True, max_length=255)
+    external_id = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, max_length=255
+    )
     email = serializers.EmailField(
         required=False, allow_null=True, allow_blank=True, help_text="lower-cased"
     )
     phone = serializers.CharField(
         required=False, allow_null=True, allow_blank=True, help_text="stored as E.164"
     )
-    first_name = serializers.CharField(required=False, max_length=100)
-    last_name = serializers.CharField(required=False, max_length=100)
-    gender = serializers.ChoiceField(Customer.Gender.choices, required=False)
+    first_name = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, max_length=100
+    )
+    last_name = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, max_length=100
+    )
+    gender = serializers.ChoiceField(
+        Customer.Gender.choices, required=False, allow_null=True, allow_blank=True
+    )
     birth_date = serializers.DateField(required=False, allow_null=True)
     country = serializers.ChoiceField(
         sorted(normalize._countries()),
@@ -61,7 +91,7 @@ class CustomerIn(RefusesUnknownFields):
         allow_blank=True,
         help_text="ISO 3166-1 alpha-2",
     )
-    city = serializers.CharField(required=False, max_length=100)
+    city = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=100)
     timezone = serializers.ChoiceField(
         sorted(normalize._timezones()),
         required=False,
@@ -77,14 +107,30 @@ class CustomerIn(RefusesUnknownFields):
         allow_blank=True,
         help_text="e.g. es-MX",
     )
-    tier = serializers.CharField(required=False, max_length=50)
-    status = serializers.ChoiceField(Customer.Status.choices, required=False)
-    traits = serializers.DictField(required=False, help_text="merged into existing traits")
-    tags = serializers.DictField(required=False, help_text="key → string, number or boolean")
+    tier = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=50)
+    status = serializers.ChoiceField(
+        Customer.Status.choices,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text="null or empty: active",
+    )
+    traits = serializers.DictField(
+        required=False, allow_null=True, help_text="merged into existing traits"
+    )
+    tags = serializers.DictField(
+        child=TagValueField(),
+        required=False,
+        allow_null=True,
+        help_text="key (1 to 255 characters) → string, number or boolean",
+    )
 
 
 class TagsIn(serializers.Serializer):
-    tags = serializers.DictField(help_text="key → string, number or boolean; merged")
+    tags = serializers.DictField(
+        child=TagValueField(),
+        help_text="key (1 to 255 characters) → string, number or boolean; merged",
+    )
 
 
 class IdentifyIn(serializers.Serializer):
@@ -106,10 +152,18 @@ class ConsentOut(serializers.Serializer):
     history = ConsentChangeOut(many=True)
 
 
+class ConsentPurposesIn(RefusesUnknownFields):
+    """Documents the decisions; `consent_update` checks them. null clears a purpose."""
+
+    def get_fields(self):
+        return {
+            purpose: serializers.ChoiceField(ConsentStatus.choices, required=False, allow_null=True)
+            for purpose in ConsentPurpose.values
+        }
+
+
 class ConsentIn(serializers.Serializer):
-    consent = serializers.DictField(
-        help_text=f"purpose ({', '.join(ConsentPurpose.values)}) → granted | denied | null"
-    )
+    consent = ConsentPurposesIn(help_text="purpose → granted | denied | null")
     source = serializers.CharField(required=False, default="api", max_length=100)
 
 

@@ -42,7 +42,11 @@ def _since(request, name: str):
         parsed = None
     if parsed is None:
         raise exceptions.ValidationError({name: ["must be an ISO 8601 date-time"]})
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        # In UTC: PostgreSQL refuses offsets past 15:59 that Python parses (-22:34).
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except OverflowError as error:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise exceptions.ValidationError({name: ["must be an ISO 8601 date-time"]}) from error
 
 
 class CustomerScopedView(WorkspaceAPIView):
@@ -121,11 +125,12 @@ class CustomerTagsView(CustomerScopedView):
 
     @extend_schema(request=s.TagsIn, responses=s.CustomerOut, summary="Set tags (merged)")
     def patch(self, request, id):
+        customer = self.customer()  # another workspace's is a 404 whatever the body
         tags = request.data.get("tags") if isinstance(request.data, dict) else None
         if not isinstance(tags, dict):  # null too: as the schema says, `tags` is an object
             reason = "an object of key → string, number or boolean"
             raise exceptions.ValidationError({"tags": [reason]})
-        customer = customer_services.customer_tags_patch(customer=self.customer(), tags=tags)
+        customer = customer_services.customer_tags_patch(customer=customer, tags=tags)
         return Response(s.CustomerOut(customer).data)
 
     @extend_schema(

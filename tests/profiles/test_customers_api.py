@@ -170,6 +170,17 @@ def test_phones_are_stored_as_e164(api, workspace, phone, stored):
     assert rows(workspace, Customer, "phone") == [stored]
 
 
+@pytest.mark.parametrize("cleared", [None, ""])
+def test_a_cleared_status_is_active_again_never_blank(api, workspace, cleared):
+    customer = make_customer(workspace, external_id="u1", status="inactive")
+
+    response = send(api, "patch", customer_url(customer.id), {"status": cleared})
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "active"
+    assert rows(workspace, Customer, "status") == ["active"]
+
+
 def test_upsert_by_external_id_updates_the_same_customer(api, workspace):
     ana = make_customer(
         workspace, external_id="u1", email="ana@example.com", tier="gold", traits={"a": 1}

@@ -391,7 +391,15 @@ def test_the_events_list_filters_newest_first(api, history, params, expected):
     assert message_ids(response) == expected
 
 
-@pytest.mark.parametrize("since", ["last week", "2026-11-31T00:00:00Z"])
+def test_since_with_an_offset_postgresql_refuses_is_read_in_utc(api, history):
+    response = api.get(EVENTS, {"since": "0054-09-16T03:33:12-22:34"})
+    assert response.status_code == 200
+    assert message_ids(response) == ["e5", "b1", "e4", "e3", "e2", "e1"]
+
+
+@pytest.mark.parametrize(
+    "since", ["last week", "2026-11-31T00:00:00Z", "0001-01-01T00:00:00+01:00"]
+)
 def test_an_invalid_since_is_a_400(api, history, since):
     response = api.get(EVENTS, {"since": since})
     assert response.status_code == 400
