@@ -392,3 +392,22 @@ def test_an_uploaded_list_is_never_scheduled(api, workspace):
         f"/api/v1/audiences/{audience_id}", {"schedule": "hourly"}, content_type="application/json"
     ).json()
     assert (body["schedule"], body["next_run_at"]) == ("never", None)
+
+
+@pytest.mark.parametrize("method", ["post", "patch"])
+def test_an_unknown_field_is_a_400_naming_it_and_nothing_changes(api, workspace, method):
+    with workspace_scope(workspace.id):
+        audience = AudienceFactory(workspace=workspace, name="VIP")
+    url = "/api/v1/audiences" + (f"/{audience.id}" if method == "patch" else "")
+    body = {"name": "VIP 2", "colour": "red", "member": False}
+
+    response = getattr(api, method)(url, body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": "invalid input",
+        "code": "invalid",
+        "errors": {"colour": ["unknown field"], "member": ["unknown field"]},
+    }
+    with workspace_scope(workspace.id):
+        assert list(Audience.objects.values_list("name", flat=True)) == ["VIP"]

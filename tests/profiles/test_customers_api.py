@@ -435,6 +435,22 @@ def test_tags_patch_merges(api, workspace):
     assert rows(workspace, Customer, "tags") == [{"a": "x", "score": 3, "vip": True}]
 
 
+@pytest.mark.parametrize("body", [{"tags": None}, {}])
+def test_tags_patch_needs_an_object_of_tags(api, workspace, body):
+    ana = make_customer(workspace, tags={"a": "x"})
+    before = snapshot(workspace)
+
+    response = send(api, "patch", customer_url(ana.id, "/tags"), body)
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": "invalid input",
+        "code": "invalid",
+        "errors": {"tags": ["an object of key → string, number or boolean"]},
+    }
+    assert snapshot(workspace) == before
+
+
 def test_an_invalid_tag_is_a_400_and_no_tag_changes(api, workspace):
     ana = make_customer(workspace, tags={"a": "x"})
     before = snapshot(workspace)

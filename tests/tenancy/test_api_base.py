@@ -121,3 +121,72 @@ def test_write_key_clients_are_refused_everywhere(workspace):
     with workspace_scope(workspace.id):
         token = api_key_create(workspace=workspace, kind="write", name="app").token
     assert bearer_client(token).get("/api/v1/members").status_code == 403
+
+
+# -- the schema and the code agree (issue 9 §4; tests/test_schemathesis.py runs the whole API) --
+
+BAD_CURSOR = "the cursor of an earlier page's next or previous link"
+
+
+@pytest.mark.parametrize(
+    ("query", "errors"),
+    [
+        ("cursor=bz14", {"cursor": [BAD_CURSOR]}),  # "o=x": not an offset
+        ("limit=0", {"limit": ["a whole number, 1 or more"]}),
+        ("limit=null", {"limit": ["a whole number, 1 or more"]}),
+        ("limit=2.5", {"limit": ["a whole number, 1 or more"]}),
+    ],
+)  # fmt: skip
+def test_a_bad_cursor_or_limit_is_a_400_naming_it(api, query, errors):
+    response = api.get(f"/api/v1/api-keys?{query}")
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": "invalid input", "code": "invalid", "errors": errors}
+
+
+def test_a_limit_above_the_maximum_is_the_maximum(api):
+    response = api.get("/api/v1/api-keys?limit=100000")
+
+    assert response.status_code == 200
+    assert len(response.json()["results"]) == 1
+
+
+def test_a_validation_error_has_the_code_invalid_whatever_the_fields_own(api):
+    response = api.post(
+        "/api/v1/api-keys", {"name": None, "kind": "nope"}, content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": "invalid input",
+        "code": "invalid",
+        "errors": {
+            "name": ["This field may not be null."],
+            "kind": ['"nope" is not a valid choice.'],
+        },
+    }
+
+
+def test_revoke_answers_post_only(api, workspace):
+    key_id = api.get("/api/v1/api-keys").json()["results"][0]["id"]
+
+    response = api.get(f"/api/v1/api-keys/{key_id}/revoke")
+
+    assert response.status_code == 405
+    assert response.json() == {"detail": 'Method "GET" not allowed.', "code": "method_not_allowed"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/audiences/{id}/recalculate",
+        "/api/v1/customers/{id}/audiences",
+        "/api/v1/customers/{id}/devices",
+    ],
+)
+def test_the_unpaged_lists_are_documented_as_arrays(path):
+    schema = Client().get("/api/v1/schema/?format=json").json()
+    operation = schema["paths"][path]["get"]
+
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"]["type"] == "array"
+    assert [p["name"] for p in operation.get("parameters", []) if p["in"] == "query"] == []
