@@ -152,12 +152,25 @@ class ConsentOut(serializers.Serializer):
     history = ConsentChangeOut(many=True)
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "enum": ConsentStatus.values},
+            {"type": "boolean", "description": "true: granted, false: denied"},
+        ],
+        "nullable": True,
+    }
+)
+class ConsentDecisionField(serializers.JSONField):
+    """Documents one decision; `clean_consent_changes` checks it. null clears the purpose."""
+
+
 class ConsentPurposesIn(RefusesUnknownFields):
-    """Documents the decisions; `consent_update` checks them. null clears a purpose."""
+    """Documents the decisions; `consent_update` checks them."""
 
     def get_fields(self):
         return {
-            purpose: serializers.ChoiceField(ConsentStatus.choices, required=False, allow_null=True)
+            purpose: ConsentDecisionField(required=False, allow_null=True)
             for purpose in ConsentPurpose.values
         }
 
@@ -180,12 +193,14 @@ class DeviceOut(serializers.ModelSerializer):
 
 class DeviceInfoIn(serializers.Serializer):
     platform = serializers.ChoiceField(Device.Platform.choices)
-    model = serializers.CharField(required=False)
-    osVersion = serializers.CharField(required=False)
+    model = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=100)
+    osVersion = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, max_length=50
+    )
 
 
 class DeviceIn(serializers.Serializer):
-    device_token = serializers.CharField()
+    device_token = serializers.CharField(max_length=4096)
     device_info = DeviceInfoIn()
     customer_token = serializers.CharField(
         required=False, help_text="required with a write key; from POST /customers/{id}/token"

@@ -80,9 +80,23 @@ def _merged(documented: dict, error: dict) -> dict:
     }
 
 
+def _require_visible_text(components: dict) -> None:
+    """DRF trims a request string before checking it is not blank: "\x1f" or " " is refused
+    as blank, so a required text says it holds a character that is not whitespace."""
+    for name, component in components.items():
+        if not name.endswith("Request"):
+            continue
+        for prop in component.get("properties", {}).values():
+            field = prop.get("items", prop)  # a list of names: each name
+            plain = not {"enum", "format", "pattern", "allOf", "oneOf"} & set(field)
+            if field.get("type") == "string" and field.get("minLength", 0) >= 1 and plain:
+                field["pattern"] = r"\S"
+
+
 def add_error_responses(result, generator, request, public):
     """drf-spectacular postprocessing hook (SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"])."""
     result.setdefault("components", {}).setdefault("schemas", {})[ERROR_COMPONENT] = ERROR_SCHEMA
+    _require_visible_text(result["components"]["schemas"])
     for path, methods in result.get("paths", {}).items():
         for method, operation in methods.items():
             if method not in {"get", "post", "put", "patch", "delete"}:
