@@ -186,6 +186,12 @@ class InvitationListView(WorkspaceAPIView):
         )
         return Response(s.InvitationOut(invitation).data, status=status.HTTP_201_CREATED)
 
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        if isinstance(exc, RateLimited):
+            response["Retry-After"] = str(exc.retry_after)
+        return response
+
 
 class InvitationDetailView(WorkspaceAPIView):
     write_permission = Permission.MANAGE_MEMBERS
@@ -197,12 +203,6 @@ class InvitationDetailView(WorkspaceAPIView):
     @extend_schema(responses=s.InvitationOut, summary="One invitation, in any state")
     def get(self, request, id):
         return Response(s.InvitationOut(self.get_object()).data)
-
-    def handle_exception(self, exc):
-        response = super().handle_exception(exc)
-        if isinstance(exc, RateLimited):
-            response["Retry-After"] = str(exc.retry_after)
-        return response
 
 
 class InvitationRevokeView(WorkspaceAPIView):
