@@ -32,21 +32,23 @@ from profiles.changes import ANYTHING, event_key
 
 def realtime_audiences_for(keys: set[str]) -> list[Audience]:
     """The real-time audiences that depend on any of these keys, and the real-time audiences
-    that reference those (transitively)."""
+    that reference those (transitively). The graph is read without the rules; only the chosen
+    audiences are loaded whole."""
     if not keys:
         return []
-    candidates = list(Audience.objects.filter(is_realtime=True, kind=Audience.Kind.RULES))
+    realtime = Audience.objects.filter(is_realtime=True, kind=Audience.Kind.RULES)
     if ANYTHING in keys:
-        return candidates
-    chosen = {a.id: a for a in candidates if keys & set(a.dependencies)}
-    grew = True
+        return list(realtime.order_by("id"))
+    graph = list(realtime.values_list("id", "depends_on", "dependencies"))
+    chosen = {id_ for id_, _, dependencies in graph if keys & set(dependencies)}
+    grew = bool(chosen)
     while grew:
         grew = False
-        for audience in candidates:
-            if audience.id not in chosen and set(audience.depends_on) & set(chosen):
-                chosen[audience.id] = audience
+        for id_, depends_on, _ in graph:
+            if id_ not in chosen and set(depends_on) & chosen:
+                chosen.add(id_)
                 grew = True
-    return sorted(chosen.values(), key=lambda a: a.id)
+    return list(realtime.filter(id__in=sorted(chosen)).order_by("id")) if chosen else []
 
 
 def realtime_memberships_update(

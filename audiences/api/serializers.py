@@ -34,6 +34,8 @@ class AudienceUpdateIn(AudienceIn):
 
 class AudienceMemberOut(serializers.Serializer):
     customer_id = serializers.IntegerField()
+    external_id = serializers.CharField(source="customer.external_id", allow_null=True)
+    email = serializers.CharField(source="customer.email", allow_null=True)
     since = serializers.DateTimeField()
     source = serializers.CharField()
 

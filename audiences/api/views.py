@@ -107,8 +107,12 @@ class AudienceMembersView(AudienceScopedView):
     @extend_schema(responses=s.AudienceMemberOut(many=True), summary="Members, newest first")
     def get(self, request, id):
         audience = self.get_object()
-        members = Membership.objects.filter(audience=audience).only(
-            "id", "customer_id", "since", "source"
+        members = (
+            Membership.objects.filter(audience=audience)
+            .select_related("customer")
+            .only(
+                "id", "customer_id", "since", "source", "customer__external_id", "customer__email"
+            )
         )
         page = self.paginate_queryset(members)
         return self.get_paginated_response(s.AudienceMemberOut(page, many=True).data)

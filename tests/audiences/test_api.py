@@ -344,7 +344,9 @@ def test_uploaded_list_members_by_api(api, workspace, people):
     )
     assert member_ids(workspace, audience_id) == {"ana"}
     members = api.get(f"/api/v1/audiences/{audience_id}/members").json()["results"]
-    assert [m["customer_id"] for m in members] == [people["ana"].id]
+    assert [(m["customer_id"], m["external_id"], m["email"], m["source"]) for m in members] == [
+        (people["ana"].id, people["ana"].external_id, people["ana"].email, "list")
+    ]
     assert api.post(f"/api/v1/audiences/{audience_id}/recalculate").status_code == 400
     mine = api.get(f"/api/v1/customers/{people['ana'].id}/audiences").json()
     assert [(a["audience_id"], a["name"], a["source"]) for a in mine] == [
