@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.db import models
 from django.utils.timezone import now
 
-from masivo.jobs import Job
+from masivo.jobs import Job, JobStatus
 from masivo.tenancy.managers import TenantModel
 
 
@@ -165,11 +165,7 @@ class ListUpload(Job):
         EMAIL = "email", "Email"
         PHONE = "phone", "Phone"
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
+    Status = JobStatus
 
     audience = models.ForeignKey(Audience, on_delete=models.CASCADE, related_name="+")
     filename = models.CharField(max_length=255)

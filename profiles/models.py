@@ -7,7 +7,7 @@ from django.db.models import Q
 from django.db.models.functions import Upper
 from django.utils.timezone import now
 
-from masivo.jobs import Job
+from masivo.jobs import Job, JobStatus
 from masivo.tenancy.managers import TenantModel
 
 
@@ -288,11 +288,7 @@ class CustomerImport(Job):
 
     STALL_AFTER = timedelta(minutes=5)  # a batch of 1,000 rows, or ANALYZE as the table grows
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
+    Status = JobStatus
 
     filename = models.CharField(max_length=255)
     mapping = models.JSONField(help_text="CSV column → target (field, traits.x, tags.x, consent.p)")
