@@ -13,9 +13,10 @@ from django.db import connection
 from django.utils import timezone
 
 from masivo.tenancy.models import Workspace
-from masivo.tenancy.wakeups import task_wake_on_commit
-from profiles.changes import FOLLOW_UP_TASK
+from profiles.changes import METRICS, field_key, profile_changes_record
 from profiles.services.settings import profile_settings_get
+
+LAST_SEEN = field_key("last_seen_at")
 
 _REFRESH_SQL = """
 WITH purchases AS (
@@ -71,20 +72,8 @@ updated AS (
                   f.purchase_count::int, f.purchase_total, f.last_purchase_at, f.count_30d::int,
                   f.total_30d, f.count_month::int, f.total_month) AS metrics_changed,
               f.seen_before IS DISTINCT FROM c.last_seen_at AS seen_changed
-),
--- The profile-change outbox (profiles.changes): what this refresh changed.
-logged AS (
-    INSERT INTO profiles_profilechange (workspace_id, customer_id, kind, keys, source, changed_at)
-    SELECT %(workspace)s, id, 'updated',
-           to_jsonb(array_remove(ARRAY[
-               CASE WHEN seen_changed THEN 'field:last_seen_at' END,
-               CASE WHEN metrics_changed THEN 'metrics' END], NULL)),
-           'metrics', %(now)s
-      FROM updated
-     WHERE metrics_changed OR seen_changed
-    RETURNING 1
 )
-SELECT (SELECT count(*) FROM updated), (SELECT count(*) FROM logged)
+SELECT id, metrics_changed, seen_changed FROM updated
 """
 
 
@@ -126,10 +115,14 @@ def customers_refresh_metrics(
     sql = _REFRESH_SQL.format(value_expression=_value_expression(properties))
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        updated, logged = cursor.fetchone()
-    if logged:
-        task_wake_on_commit(FOLLOW_UP_TASK, workspace_id=workspace.id)
-    return updated
+        rows = cursor.fetchall()
+    # What this refresh changed, through the outbox's one writer (profiles.changes).
+    changes = [
+        (customer_id, [key for key, changed in ((METRICS, moved), (LAST_SEEN, seen)) if changed])
+        for customer_id, moved, seen in rows
+    ]
+    profile_changes_record(workspace_id=workspace.id, changes=changes, source="metrics", now=now)
+    return len(rows)
 
 
 def customers_refresh_rolling_metrics(*, workspace: Workspace, batch_size: int = 5000) -> int:
