@@ -27,6 +27,7 @@ from profiles.changes import (
     profile_changes_record,
 )
 from profiles.customer_insert import customer_insert_sql
+from profiles.eventlog import events_append
 from profiles.fields import split_segment_traits
 from profiles.models import Customer, Identity, ProfileChange
 from profiles.services.customers import customers_merge, identifier_hash
@@ -91,20 +92,6 @@ _CUSTOMER_INSERT, _CUSTOMER_INSERT_DEFAULTS = customer_insert_sql(
     source="unnest(%(external_ids)s::text[]) AS external_id",
     suffix="ON CONFLICT (workspace_id, external_id) WHERE external_id IS NOT NULL DO NOTHING",
 )
-
-_EVENT_INSERT = """
-INSERT INTO profiles_event (
-    workspace_id, type, name, properties, occurred_at, received_at, message_id, customer_id,
-    user_id, anonymous_id, context, source)
-SELECT %(workspace)s, m.type, m.name, m.properties, m.occurred_at, %(now)s, m.message_id,
-       m.customer_id, m.user_id, m.anonymous_id, m.context, %(source)s
-  FROM jsonb_to_recordset(%(rows)s::jsonb) AS m(
-       type text, name text, properties jsonb, occurred_at timestamptz, message_id text,
-       customer_id bigint, user_id text, anonymous_id text, context jsonb)
-ON CONFLICT (workspace_id, message_id) DO NOTHING
-"""
-# The batch travels as ONE JSON parameter: quoting nine arrays of JSON text client-side cost
-# more CPU than the INSERT itself (BENCHMARKS.md, ingestion).
 
 _TRAITS_UPDATE = """
 UPDATE profiles_customer c
@@ -472,15 +459,9 @@ class _Batch:
                     "context": m.context,
                 }
             )
-        params = {
-            "workspace": self.workspace.id,
-            "now": self.now,
-            "source": self.source,
-            "rows": json.dumps(rows),
-        }
-        with connection.cursor() as cursor:
-            cursor.execute(_EVENT_INSERT, params)
-            return cursor.rowcount
+        return events_append(
+            workspace_id=self.workspace.id, rows=rows, source=self.source, now=self.now
+        )
 
 
 def ingest_batch(
