@@ -63,13 +63,47 @@ def _acquire_up_lock(data_dir: Path):
     return handle
 
 
-def _print_first_run(result) -> None:
-    print("\n  Masivo created a demo workspace. Keep these; they are not shown again.")
-    print(f"  Login:            {result.email}")
-    print(f"  Password:         {result.password}")
-    print(f"  Workspace:        {result.workspace.name} (id {result.workspace.id})")
-    print(f"  Write key:        {result.write_key}")
-    print(f"  Secret API key:   {result.secret_key}\n", flush=True)
+def running_summary(url: str, first_run, *, is_running: bool = True) -> str:
+    """What `masivo up` prints last, once web and the worker answer: the URL to open, the
+    login, and on the first run the password and keys (shown only that once, so they are
+    printed even when a process failed to start)."""
+    rule = "  " + "-" * 72
+    headline = (
+        f"  Masivo is running at {url}  (Ctrl-C stops it)"
+        if is_running
+        else "  Masivo did not start (see the lines above); the first-run login still holds."
+    )
+    lines = ["", rule, headline]
+    if first_run.created:
+        lines += [
+            "",
+            "  Masivo created a demo workspace. Keep these; they are not shown again.",
+            f"  Login:            {first_run.email}",
+            f"  Password:         {first_run.password}",
+            f"  Workspace:        {first_run.workspace.name} (id {first_run.workspace.id})",
+            f"  Write key:        {first_run.write_key}",
+            f"  Secret API key:   {first_run.secret_key}",
+        ]
+    else:
+        lines.append(
+            "  Sign in with your account (lost the first-run password? "
+            "`masivo user set-password EMAIL`)"
+        )
+    return "\n".join([*lines, rule, ""])
+
+
+def _wait_for_worker(processes: dict, timeout: float = 60) -> bool:
+    """True once a Celery worker answers a ping over the broker (its banner and start-up lines
+    are printed by then, so the summary after it is the last thing on the screen)."""
+    from masivo.celery import app
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(process.poll() is not None for process in processes.values()):
+            return False
+        if app.control.ping(timeout=1, limit=1):
+            return True
+    return False
 
 
 def _wait_for_http(url: str, processes: dict, timeout: float = 60) -> bool:
@@ -111,16 +145,14 @@ def command_up(args) -> int:
 
         _refuse_rls_bypassing_role()
         call_command("migrate", interactive=False, verbosity=0)
-        result = demo_environment_ensure()
-        if result.created:
-            _print_first_run(result)
-        return _run_children(args)
+        first_run = demo_environment_ensure()
+        return _run_children(args, first_run)
     finally:
         services.stop_started()
         lock.close()
 
 
-def _run_children(args) -> int:
+def _run_children(args, first_run) -> int:
     python = sys.executable
     env = os.environ | {"PYTHONUNBUFFERED": "1"}
     commands = {
@@ -132,11 +164,11 @@ def _run_children(args) -> int:
             "--graceful-timeout", "10",
         ],
         "worker": [
-            python, "-m", "celery", "-A", "masivo", "worker",
+            python, "-m", "celery", "-A", "masivo", "--quiet", "worker",
             "--loglevel", "INFO", "--concurrency", str(args.worker_concurrency),
         ],
         "beat": [
-            python, "-m", "celery", "-A", "masivo", "beat", "--loglevel", "INFO",
+            python, "-m", "celery", "-A", "masivo", "--quiet", "beat", "--loglevel", "INFO",
             "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler",
             "--pidfile", "",
         ],
@@ -154,8 +186,9 @@ def _run_children(args) -> int:
         for name, command in commands.items()
     }
     url = f"http://{args.host}:{args.port}/"
-    if _wait_for_http(url + "healthz", processes):
-        print(f"\n  Masivo is running at {url}  (Ctrl-C stops it)\n", flush=True)
+    is_running = _wait_for_http(url + "healthz", processes) and _wait_for_worker(processes)
+    if is_running or first_run.created:
+        print(running_summary(url, first_run, is_running=is_running), flush=True)
     exit_code = 0
     while not stopping:
         dead = {name: p.returncode for name, p in processes.items() if p.poll() is not None}

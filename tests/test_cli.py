@@ -6,6 +6,7 @@ from masivo import cli
 from masivo.tenancy import keys
 from masivo.tenancy.context import all_workspaces
 from masivo.tenancy.models import ApiKey, Organization, Workspace
+from masivo.tenancy.provisioning import DemoEnvironment
 from tests.factories import OrganizationFactory
 
 pytestmark = pytest.mark.django_db
@@ -64,3 +65,47 @@ def test_workspace_create_needs_an_org_when_several_exist(capsys):
     assert code == 2
     assert json.loads(err)["field"] == "org"
     assert Workspace.objects.count() == 0
+
+
+def test_the_running_summary_names_the_url_and_the_first_run_login():
+    workspace = Workspace(id=7, name="Demo")
+    first_run = DemoEnvironment(
+        created=True,
+        email="admin@example.com",
+        password="pw-123",
+        workspace=workspace,
+        write_key="msv_wk_x",
+        secret_key="msv_sk_y",
+    )
+    rule = "  " + "-" * 72
+    assert cli.running_summary("http://127.0.0.1:8000/", first_run).splitlines() == [
+        "",
+        rule,
+        "  Masivo is running at http://127.0.0.1:8000/  (Ctrl-C stops it)",
+        "",
+        "  Masivo created a demo workspace. Keep these; they are not shown again.",
+        "  Login:            admin@example.com",
+        "  Password:         pw-123",
+        "  Workspace:        Demo (id 7)",
+        "  Write key:        msv_wk_x",
+        "  Secret API key:   msv_sk_y",
+        rule,
+    ]
+
+
+def test_the_running_summary_of_a_later_run_shows_no_secrets():
+    summary = cli.running_summary("http://h:1/", DemoEnvironment(created=False))
+    assert summary.splitlines()[2:4] == [
+        "  Masivo is running at http://h:1/  (Ctrl-C stops it)",
+        "  Sign in with your account (lost the first-run password? "
+        "`masivo user set-password EMAIL`)",
+    ]
+
+
+def test_a_failed_first_start_still_prints_the_first_run_login():
+    first_run = DemoEnvironment(created=True, email="a@example.com", workspace=Workspace(id=1))
+    lines = cli.running_summary("http://h:1/", first_run, is_running=False).splitlines()
+    assert lines[2] == (
+        "  Masivo did not start (see the lines above); the first-run login still holds."
+    )
+    assert "  Login:            a@example.com" in lines

@@ -99,9 +99,13 @@ def test_up_runs_on_embedded_servers_and_keeps_data_across_restarts(tmp_path):
 
     first = Up(data_dir, port)
     try:
+        # The summary comes last, after the worker is ready, and Celery's banner is quiet.
+        first.wait_for(r"celery@\S+ ready\.")
+        first.wait_for(r"Masivo is running at")
+        assert first.wait_for(r"Login:\s+(\S+)").group(1) == "admin@example.com"
         write = first.wait_for(r"Write key:\s+(msv_wk_\w+)").group(1)
         secret = first.wait_for(r"Secret API key:\s+(msv_sk_\w+)").group(1)
-        first.wait_for(r"Masivo is running at")
+        assert not [line for line in first.output if "[config]" in line or "[queues]" in line]
         ready = requests.get(f"{base}/readyz", timeout=10)
         assert ready.status_code == 200, ready.text
         assert ready.json()["checks"] == {"database": "ok", "redis": "ok", "broker": "ok"}
