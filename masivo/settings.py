@@ -183,6 +183,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "feeds.delete_expired_rows",
         "schedule": 3600.0,
     },
+    "ensure-event-partitions": {
+        "task": "profiles.ensure_event_partitions",
+        "schedule": crontab(hour="*/6", minute=5),
+    },
+    "apply-event-retention": {
+        "task": "profiles.apply_event_retention",
+        "schedule": crontab(minute=35),
+    },
 }
 CELERY_TIMEZONE = "UTC"
 
@@ -265,6 +273,15 @@ PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3 * 3600)
 
 # Change-feed rows older than this go once every consumer holding them has read them.
 MASIVO_FEED_RETENTION_DAYS = env_int("MASIVO_FEED_RETENTION_DAYS", 30)
+
+# The event log (docs/operations.md, "Event partitions and retention"): a message id is skipped
+# when seen within the dedupe window; monthly partitions are kept this many months ahead; the
+# platform cap, when set, limits every workspace's event retention (days); expired months are
+# dropped, or detached as archive tables to dump when MASIVO_EVENT_PARTITIONS_DETACH is on.
+MASIVO_EVENT_DEDUPE_WINDOW_DAYS = env_int("MASIVO_EVENT_DEDUPE_WINDOW_DAYS", 7)
+MASIVO_EVENT_PARTITIONS_AHEAD = env_int("MASIVO_EVENT_PARTITIONS_AHEAD", 3)
+MASIVO_EVENT_RETENTION_MAX_DAYS = env_int("MASIVO_EVENT_RETENTION_MAX_DAYS", 0) or None
+MASIVO_EVENT_PARTITIONS_DETACH = env_bool("MASIVO_EVENT_PARTITIONS_DETACH", False)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["masivo.tenancy.api.authentication.SecretKeyAuthentication"],

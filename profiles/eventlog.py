@@ -1,8 +1,11 @@
-"""The event log's one writer: append a batch of events, each message id at most once.
+"""The event log's one writer: append a batch of events, each message id once per dedupe window.
 
-Ingestion hands over rows already validated and deduplicated within the batch; `events_append`
-stores those whose message id this workspace has not stored before, in the caller's
-transaction, and answers how many it stored (the rest are duplicates of earlier batches).
+Ingestion hands over rows already validated; `events_append` stores those whose message id this
+workspace has not stored within the dedupe window (MASIVO_EVENT_DEDUPE_WINDOW_DAYS, 7 by
+default), in the caller's transaction, and answers how many it stored. A replay of a message
+older than the window is stored again (docs/api.md): the events table is partitioned by month,
+so a unique key on it would have to include `occurred_at`, and the message ids live in
+`profiles_eventmessageid`, pruned by profiles/retention.py.
 """
 
 from __future__ import annotations
@@ -12,23 +15,38 @@ from datetime import datetime
 
 from django.db import connection
 
+# One statement: the batch's message ids go into the dedupe table first (a concurrent batch with
+# the same id waits on the uncommitted row, then skips it, or takes it if that batch rolls back);
+# only the events whose ids came back new are stored. A message id repeated inside the batch
+# counts once, at its first position. Rows are inserted in the batch's order, so ids follow it:
+# the follow-up applies a user's messages in id order.
 _EVENT_INSERT = """
+WITH batch AS (
+    SELECT m.*, row_number() OVER (PARTITION BY m.message_id ORDER BY m.position) AS occurrence
+      FROM ROWS FROM (jsonb_to_recordset(%(rows)s::jsonb) AS (
+           type text, name text, properties jsonb, occurred_at timestamptz, message_id text,
+           customer_id bigint, user_id text, anonymous_id text, context jsonb)) WITH ORDINALITY
+           AS m(type, name, properties, occurred_at, message_id, customer_id, user_id,
+                anonymous_id, context, position)
+),
+fresh AS (
+    INSERT INTO profiles_eventmessageid (workspace_id, message_id, seen_at)
+    SELECT %(workspace)s, b.message_id, %(now)s FROM batch b
+     WHERE b.occurrence = 1 ORDER BY b.position
+    ON CONFLICT (workspace_id, message_id) DO NOTHING
+    RETURNING message_id
+)
 INSERT INTO profiles_event (
     workspace_id, type, name, properties, occurred_at, received_at, message_id, customer_id,
     user_id, anonymous_id, context, source)
-SELECT %(workspace)s, m.type, m.name, m.properties, m.occurred_at, %(now)s, m.message_id,
-       m.customer_id, m.user_id, m.anonymous_id, m.context, %(source)s
-  FROM ROWS FROM (jsonb_to_recordset(%(rows)s::jsonb) AS (
-       type text, name text, properties jsonb, occurred_at timestamptz, message_id text,
-       customer_id bigint, user_id text, anonymous_id text, context jsonb)) WITH ORDINALITY
-       AS m(type, name, properties, occurred_at, message_id, customer_id, user_id,
-            anonymous_id, context, position)
- ORDER BY m.position
-ON CONFLICT (workspace_id, message_id) DO NOTHING
+SELECT %(workspace)s, b.type, b.name, b.properties, b.occurred_at, %(now)s, b.message_id,
+       b.customer_id, b.user_id, b.anonymous_id, b.context, %(source)s
+  FROM batch b JOIN fresh f ON f.message_id = b.message_id
+ WHERE b.occurrence = 1
+ ORDER BY b.position
 """
 # The batch travels as ONE JSON parameter: quoting nine arrays of JSON text client-side cost
-# more CPU than the INSERT itself (BENCHMARKS.md, ingestion). Rows are inserted in the batch's
-# order, so ids follow it: the follow-up applies a user's messages in id order.
+# more CPU than the INSERT itself (BENCHMARKS.md, ingestion).
 
 
 def events_append(*, workspace_id: int, rows: list[dict], source: str, now: datetime) -> int:

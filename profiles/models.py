@@ -40,6 +40,9 @@ class ProfileSettings(TenantModel):
     purchase_value_properties = models.JSONField(default=list)
     device_token_ttl_days = models.PositiveIntegerField(default=270)
     max_identities_per_customer = models.PositiveIntegerField(default=100)
+    # Events older than this many days (by occurred_at) are deleted; None keeps them all
+    # (profiles/retention.py; the platform cap MASIVO_EVENT_RETENTION_MAX_DAYS applies on top).
+    event_retention_days = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint("workspace", name="profile_settings_one_per_ws")]
@@ -210,7 +213,12 @@ class Device(TenantModel):
 
 
 class Event(TenantModel):
-    """Append-only. `processed_at` is set by the ingestion follow-up; a sweep retries the rest."""
+    """Append-only. `processed_at` is set by the ingestion follow-up; a sweep retries the rest.
+
+    In the database the table is partitioned by month of `occurred_at` (profiles/partitions.py)
+    and its primary key is (id, occurred_at); Django still sees `id` as the key, and ids stay
+    unique (one sequence). A message id is stored once per dedupe window: `EventMessageId`.
+    """
 
     class Type(models.TextChoices):
         TRACK = "track", "Track"
@@ -236,9 +244,6 @@ class Event(TenantModel):
     processed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint("workspace", "message_id", name="event_message_id_unique")
-        ]
         indexes = [
             models.Index(
                 fields=["workspace", "customer", "-occurred_at"], name="event_ws_customer_time"
@@ -255,6 +260,22 @@ class Event(TenantModel):
                 name="event_ws_unprocessed",
             ),
         ]
+
+
+class EventMessageId(TenantModel):
+    """A message id stored in the event log, kept for the dedupe window
+    (MASIVO_EVENT_DEDUPE_WINDOW_DAYS): a replay within it is skipped, an older one stored again.
+    A unique index on the partitioned events would have to include `occurred_at`, so it lives here.
+    """
+
+    message_id = models.CharField(max_length=255)
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint("workspace", "message_id", name="event_message_id_once")
+        ]
+        indexes = [models.Index(fields=["workspace", "seen_at"], name="event_message_id_seen")]
 
 
 class CustomerMerge(TenantModel):
