@@ -257,7 +257,7 @@ class ProfileSettingsOut(serializers.ModelSerializer):
         model = ProfileSettings
         fields = [
             "consent_regime", "purchase_event_names", "purchase_value_properties",
-            "device_token_ttl_days", "max_identities_per_customer",
+            "device_token_ttl_days", "max_identities_per_customer", "event_retention_days",
         ]  # fmt: skip
 
 
@@ -272,4 +272,11 @@ class ProfileSettingsIn(serializers.Serializer):
     device_token_ttl_days = serializers.IntegerField(min_value=1, max_value=3650, required=False)
     max_identities_per_customer = serializers.IntegerField(
         min_value=1, max_value=100000, required=False
+    )
+    event_retention_days = serializers.IntegerField(
+        min_value=1,
+        max_value=36500,
+        required=False,
+        allow_null=True,
+        help_text="Events older than this many days (by occurred_at) are deleted; null keeps all.",
     )

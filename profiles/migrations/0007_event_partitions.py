@@ -2,12 +2,14 @@
 `profiles_eventmessageid`; workspaces get an event retention.
 
 The conversion keeps every event and its id: a partitioned `profiles_event` is built (same
-columns, a sequence continuing above the old maximum id), with a partition for each month from
-the oldest event's (at most ten years back) to MASIVO_EVENT_PARTITIONS_AHEAD months ahead and a
-default one for the rest; rows are copied in id order, then the primary key becomes
-(id, occurred_at) (Django still sees `id`), the model's indexes are re-created with their names
-and definitions as partitioned indexes, the foreign keys as they were (DEFERRABLE INITIALLY
-DEFERRED), and the workspace policy on the table and on every partition. The dedupe table is
+columns, a sequence continuing above the old maximum id), with a partition for each month that
+holds events (at most ten years back) and for this month and MASIVO_EVENT_PARTITIONS_AHEAD more,
+and a default one for the rest (a month without events gets no partition: a later backfill
+into it lands in the default partition, where it is read and expired like any other). Rows
+are copied in id order, then the primary key becomes (id, occurred_at) (Django still sees
+`id`), the model's indexes are re-created with their names and definitions as partitioned
+indexes, the foreign keys as they were (DEFERRABLE INITIALLY DEFERRED), and the workspace
+policy on the table and on every partition. The dedupe table is
 seeded with the message ids received within the dedupe window (older ones would be pruned at
 once). The table is locked for the copy: expect about a minute per few million events.
 
@@ -62,20 +64,18 @@ def _next_id(cursor, sequence, table):
     return max(last or 0, largest or 0) + 1
 
 
-def _months(first: datetime | None, now: datetime, ahead: int) -> list[str]:
-    """The first day of each month from the oldest event's (at most ten years back, and not
-    before 2000) to `ahead` months after this one."""
+def _months(data_months: list[datetime], now: datetime, ahead: int) -> list[str]:
+    """The first day of each month that holds events (at most ten years back, not before
+    2000, not after the months ahead), and of this month and the `ahead` next ones."""
 
     def number(moment: datetime) -> int:
         moment = moment.astimezone(UTC)
         return moment.year * 12 + moment.month - 1
 
     current = number(now)
-    start = current if first is None else min(number(first), current)
-    start = max(start, current - OLDEST_MONTHS_BACK, 2000 * 12)
-    return [
-        f"{month // 12:04d}-{month % 12 + 1:02d}-01" for month in range(start, current + ahead + 1)
-    ]
+    low, high = max(current - OLDEST_MONTHS_BACK, 2000 * 12), current + ahead
+    months = {number(month) for month in data_months} | set(range(current, high + 1))
+    return [f"{m // 12:04d}-{m % 12 + 1:02d}-01" for m in sorted(months) if low <= m <= high]
 
 
 def _executor(schema_editor):
@@ -140,8 +140,12 @@ def partition_events(apps, schema_editor):
         execute(statement)
     execute("CREATE TABLE profiles_event_default PARTITION OF profiles_event DEFAULT")
     with schema_editor.connection.cursor() as cursor:
-        ((first,),) = _rows(cursor, "SELECT min(occurred_at) FROM profiles_event_unpartitioned")
-        for month in _months(first, now, ahead):
+        data_months = _rows(
+            cursor,
+            "SELECT DISTINCT date_trunc('month', occurred_at, 'UTC') "
+            "FROM profiles_event_unpartitioned",
+        )
+        for month in _months([month for (month,) in data_months], now, ahead):
             cursor.execute("SELECT masivo_event_partition_create(%s)", [month])
 
     execute("INSERT INTO profiles_event SELECT * FROM profiles_event_unpartitioned ORDER BY id")

@@ -12,6 +12,7 @@ EDITABLE = (
     "purchase_value_properties",
     "device_token_ttl_days",
     "max_identities_per_customer",
+    "event_retention_days",
 )
 
 

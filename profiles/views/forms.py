@@ -298,6 +298,14 @@ class ProfileSettingsForm(forms.Form):
         max_value=3650,
         help_text="A push token not refreshed for this long expires.",
     )
+    event_retention_days = forms.IntegerField(
+        label="Event retention (days)",
+        required=False,
+        min_value=1,
+        max_value=36500,
+        help_text="Events older than this are deleted, and audiences no longer see them. "
+        "Empty keeps every event.",
+    )
 
     @staticmethod
     def initial_for(settings: ProfileSettings) -> dict:
@@ -306,6 +314,7 @@ class ProfileSettingsForm(forms.Form):
             "purchase_event_names": ", ".join(settings.purchase_event_names),
             "purchase_value_properties": ", ".join(settings.purchase_value_properties),
             "device_token_ttl_days": settings.device_token_ttl_days,
+            "event_retention_days": settings.event_retention_days,
         }
 
     @staticmethod

@@ -73,6 +73,7 @@ def test_under_opt_out_not_recorded_means_may_contact(api, workspace):
         "purchase_value_properties": ["value", "revenue", "total"],
         "device_token_ttl_days": 270,
         "max_identities_per_customer": 100,
+        "event_retention_days": None,
     }
     assert api.get(consent_url(ana.id)).json() == {
         "regime": "opt_out",
