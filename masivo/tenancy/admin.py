@@ -59,21 +59,49 @@ class WorkspaceInline(admin.TabularInline):
     show_change_link = True
 
 
+class KeyCachesInvalidatingAdmin(OperatorAdmin):
+    """Every process caches API keys with their workspace and organization (keycache): a change
+    or a deletion here makes them reload, so a deleted workspace's keys stop at once."""
+
+    def workspace_ids(self, objects) -> list[int]:
+        raise NotImplementedError
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        services.workspaces_key_caches_invalidate(workspace_ids=self.workspace_ids([obj]))
+
+    def delete_model(self, request, obj):
+        services.workspaces_key_caches_invalidate(workspace_ids=self.workspace_ids([obj]))
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        services.workspaces_key_caches_invalidate(workspace_ids=self.workspace_ids(queryset))
+        super().delete_queryset(request, queryset)
+
+
 @admin.register(Organization)
-class OrganizationAdmin(OperatorAdmin):
+class OrganizationAdmin(KeyCachesInvalidatingAdmin):
     list_display = ["name", "slug", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [WorkspaceInline, MemberInline]
 
+    def workspace_ids(self, objects) -> list[int]:
+        return list(
+            Workspace.objects.filter(organization__in=list(objects)).values_list("id", flat=True)
+        )
+
 
 @admin.register(Workspace)
-class WorkspaceAdmin(OperatorAdmin):
+class WorkspaceAdmin(KeyCachesInvalidatingAdmin):
     list_display = ["name", "id", "organization", "timezone", "created_at"]
     list_select_related = ["organization"]
     list_filter = ["organization"]
     search_fields = ["name", "organization__name"]
     raw_id_fields = ["organization"]
+
+    def workspace_ids(self, objects) -> list[int]:
+        return [workspace.id for workspace in objects]
 
 
 @admin.register(Member)

@@ -62,17 +62,21 @@ def workspace_scope(workspace_id: int) -> Iterator[None]:
 
 
 @contextmanager
-def all_workspaces(*, reason: str) -> Iterator[None]:
+def all_workspaces(*, reason: str, log_level: int = logging.INFO) -> Iterator[None]:
     """The escape hatch for the few cross-tenant jobs (beat sweeps, key lookup, operators).
 
-    Visible on purpose: every use names why it must see every workspace, each entry is logged at
-    INFO with that reason, and tests/tenancy/test_all_workspaces_sites.py lists the call sites, so
-    a new one is a reviewed change.
+    Visible on purpose: every use names why it must see every workspace, each entry is logged
+    with that reason (at INFO; the API-key lookup, which runs on requests, passes DEBUG), and
+    tests/tenancy/test_all_workspaces_sites.py lists the call sites, so a new one is a reviewed
+    change.
     """
     if not reason:
         raise ValueError("all_workspaces() needs a reason")
-    logger.info(
-        "entering all-workspaces scope: %s", reason, extra={"all_workspaces_reason": reason}
+    logger.log(
+        log_level,
+        "entering all-workspaces scope: %s",
+        reason,
+        extra={"all_workspaces_reason": reason},
     )
     token = _scope.set(Scope(all_workspaces_reason=reason))
     try:

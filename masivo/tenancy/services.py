@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import logging
 import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import redis
 from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
@@ -14,14 +16,15 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
-from masivo.tenancy import keys
+from masivo.tenancy import keycache, keys
 from masivo.tenancy.actors import Actor
 from masivo.tenancy.context import all_workspaces, workspace_scope
-from masivo.tenancy.errors import Conflict, InvalidInput, NotAllowed
+from masivo.tenancy.errors import Conflict, InvalidInput, NotAllowed, Unavailable
 from masivo.tenancy.models import ApiKey, Member, Organization, Workspace
 from masivo.tenancy.roles import Permission, Role, role_at_least
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,7 @@ def workspace_update(
     if timezone_name is not None:
         workspace.timezone = timezone_name
     workspace.save(update_fields=["name", "timezone"])
+    workspaces_key_caches_invalidate(workspace_ids=[workspace.id])
     return workspace
 
 
@@ -149,35 +153,97 @@ def api_key_create(
     return MintedKey(api_key=api_key, token=token)
 
 
+def _key_caches_invalidate_after_commit(token_hashes: list[str]) -> None:
+    def invalidate():
+        try:
+            keycache.tokens_invalidate(token_hashes)
+        except redis.RedisError:
+            # Only a backstop is left for the processes that cached these keys: MAX_AGE_SECONDS.
+            logger.error("api key caches not invalidated: Redis unavailable", exc_info=True)
+
+    transaction.on_commit(invalidate)
+
+
 def api_key_revoke(*, api_key: ApiKey, actor: Actor, now: datetime | None = None) -> ApiKey:
-    """Revoke a key; it stops working on the next request. Revoking twice is a no-op."""
+    """Revoke a key; it stops working on the next request, in every process. Revoking twice
+    is a no-op.
+
+    Every process's cached copy is invalidated in Redis twice: before the commit (if Redis
+    cannot be told, nothing changes and the revoke is refused with 503: a process idle through
+    the outage would otherwise trust its copy afterwards) and after it (a process that reloaded
+    in between read the key still active)."""
     _require(actor, Permission.MANAGE_KEYS)
     if actor.api_key_id == api_key.id:
         raise Conflict("a key cannot revoke itself; use another key or the dashboard")
     now = now or timezone.now()
-    ApiKey.objects.filter(id=api_key.id, revoked_at__isnull=True).update(revoked_at=now)
+    with transaction.atomic():
+        revoked = ApiKey.objects.filter(id=api_key.id, revoked_at__isnull=True).update(
+            revoked_at=now
+        )
+        if revoked:
+            try:
+                keycache.tokens_invalidate([api_key.token_hash])
+            except redis.RedisError as error:
+                raise Unavailable(
+                    "the key could not be revoked: Redis, which tells every process, is "
+                    "unavailable; nothing changed, try again"
+                ) from error
+            _key_caches_invalidate_after_commit([api_key.token_hash])
     api_key.refresh_from_db(fields=["revoked_at"])
     return api_key
 
 
+def workspaces_key_caches_invalidate(*, workspace_ids: list[int]) -> None:
+    """After the commit, every process reloads these workspaces' keys (and with them the
+    workspace and organization each request carries): after a rename, a new time zone, a
+    deletion. Call it before deleting, while the keys still exist."""
+    with all_workspaces(reason="api key caches: a workspace changed or is deleted"):
+        token_hashes = list(
+            ApiKey.objects.filter(workspace_id__in=workspace_ids).values_list(
+                "token_hash", flat=True
+            )
+        )
+    _key_caches_invalidate_after_commit(token_hashes)
+
+
+def _api_key_load(token_hash: str) -> ApiKey | None:
+    # Logged at DEBUG: it runs on every request that misses this process's cache.
+    with all_workspaces(
+        reason="api key lookup: the token names its workspace", log_level=logging.DEBUG
+    ):
+        return (
+            ApiKey.objects.select_related("workspace", "workspace__organization")
+            .filter(token_hash=token_hash, revoked_at__isnull=True)
+            .first()
+        )
+
+
 def api_key_authenticate(token: str, *, now: datetime | None = None) -> ApiKey | None:
-    """The active key for a token, from any workspace; records when it was last used."""
+    """The active key for a token, from any workspace; records when it was last used (at most
+    once a minute). Served from this process's cache while Redis says the key is unchanged
+    (`keycache`); from the database otherwise, and always when Redis is down."""
     if keys.token_kind(token) is None:
         return None
     now = now or timezone.now()
-    with all_workspaces(reason="api key lookup: the token names its workspace"):
-        api_key = (
-            ApiKey.objects.select_related("workspace", "workspace__organization")
-            .filter(token_hash=keys.hash_token(token), revoked_at__isnull=True)
-            .first()
-        )
+    token_hash = keys.hash_token(token)
+    api_key, version = keycache.cached_api_key(token_hash)
+    is_fresh = api_key is None
+    if is_fresh:
+        api_key = _api_key_load(token_hash)
         if api_key is None:
+            keycache.api_key_forget(token_hash)
             return None
-        if api_key.last_used_at is None or api_key.last_used_at < now - LAST_USED_RESOLUTION:
+    is_used_long_ago = (
+        api_key.last_used_at is None or api_key.last_used_at < now - LAST_USED_RESOLUTION
+    )
+    if is_used_long_ago:
+        with workspace_scope(api_key.workspace_id):
             ApiKey.objects.filter(id=api_key.id).filter(
                 Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
             ).update(last_used_at=now)
-            api_key.last_used_at = now
+        api_key.last_used_at = now
+    if version is not None and (is_fresh or is_used_long_ago):
+        keycache.api_key_remember(token_hash, api_key, version=version)
     return api_key
 
 

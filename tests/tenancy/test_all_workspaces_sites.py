@@ -25,6 +25,7 @@ CALL_SITES = [
     ("masivo/tenancy/admin.py", "OPERATOR"),
     ("masivo/tenancy/admin.py", "OPERATOR"),
     ("masivo/tenancy/services.py", '"api key lookup: the token names its workspace"'),
+    ("masivo/tenancy/services.py", '"api key caches: a workspace changed or is deleted"'),
 ]
 # Other ways to switch row-level security's escape on: the scope itself and the raw setting.
 # Data migrations run as the schema owner, outside any request.
