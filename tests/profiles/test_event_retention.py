@@ -2,9 +2,11 @@
 workspace's retention has passed them, the rest deleted row by row per workspace, and the
 dedupe window pruned."""
 
+import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 
 from masivo.tenancy.context import workspace_scope
@@ -231,4 +233,29 @@ def test_the_workspace_task_applies_the_retention_in_its_scope(workspace):
     result = tasks.apply_workspace_event_retention(workspace_id=workspace.id)
 
     assert result == {"events_deleted": 1, "message_ids_deleted": 0}
+    assert rows(workspace, Event, "message_id") == ["d-0"]
+
+
+@pytest.mark.django_db
+def test_the_command_runs_the_same_maintenance_by_hand(workspace, other_workspace):
+    retain(workspace, 30)
+    append(workspace, ("d-60", NOW - timedelta(days=60)), ("d-0", NOW))
+    out = io.StringIO()
+
+    call_command("event_partitions", "ensure", "--ahead", "3", stdout=out)
+    call_command("event_partitions", "expire", stdout=out)
+    call_command("event_partitions", "show", stdout=out)
+
+    lines = out.getvalue().splitlines()
+    assert lines[:4] == [
+        "created 0: -",
+        "months: a workspace keeps every event, none expired",
+        f"workspace {workspace.id}: 1 events, 0 message ids deleted",
+        f"workspace {other_workspace.id}: 0 events, 0 message ids deleted",
+    ]
+    assert "profiles_event_default\tDEFAULT" in lines
+    assert (
+        f"{partition_of(0)}\tFOR VALUES FROM ('{month_start(0):%Y-%m-%d} 00:00:00+00') "
+        f"TO ('{month_start(1):%Y-%m-%d} 00:00:00+00')"
+    ) in lines
     assert rows(workspace, Event, "message_id") == ["d-0"]
