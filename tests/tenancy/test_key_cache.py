@@ -204,3 +204,13 @@ def test_with_redis_down_a_revoke_is_refused_and_changes_nothing(workspace, redi
         assert ApiKey.objects.get(id=api_key.id).revoked_at is None
     with pytest.raises(redis.RedisError):
         get_redis().ping()
+
+
+@pytest.mark.django_db
+def test_the_api_answers_a_revoke_with_redis_down_with_503_and_the_key_still_works(
+    api, workspace, redis_down
+):
+    api_key, token = mint(workspace)
+    response = api.post(f"/api/v1/api-keys/{api_key.id}/revoke")
+    assert (response.status_code, response.json()["code"]) == (503, "unavailable")
+    assert api_key_authenticate(token).id == api_key.id

@@ -102,7 +102,15 @@ class ApiKeyRevokeView(WorkspaceAPIView):
         return selectors.api_keys_list()
 
     @extend_schema(
-        request=None, responses=s.ApiKeyOut, summary="Revoke a key; effective immediately"
+        request=None,
+        responses={
+            200: s.ApiKeyOut,
+            503: OpenApiResponse(
+                s.ServiceErrorOut,
+                description="Redis, which tells every process, is unavailable; nothing changed",
+            ),
+        },
+        summary="Revoke a key; effective immediately in every process",
     )
     def post(self, request, id):
         api_key = services.api_key_revoke(api_key=self.get_object(), actor=self.actor)
