@@ -11,7 +11,7 @@ import logging
 from datetime import timedelta
 
 from celery import shared_task
-from django.db import transaction
+from django.db import connection, transaction
 
 from audiences.realtime import realtime_memberships_update
 from masivo.tenancy.context import all_workspaces, current_workspace_id
@@ -22,6 +22,7 @@ from profiles.followup import (
     profile_changes_claim,
     workspaces_with_stale_events,
 )
+from profiles.ingestion import follow_up_pending_clear
 from profiles.metrics import customers_refresh_rolling_metrics
 
 logger = logging.getLogger(__name__)
@@ -30,14 +31,35 @@ CLAIM_BATCH = 5000
 SWEEP_AFTER = timedelta(minutes=1)
 
 
+FOLLOW_UP_LOCK_NAMESPACE = 7303  # pg_try_advisory_xact_lock(namespace, workspace id)
+BUSY_RETRY_SECONDS = 1
+
+
+def _follow_up_lock(workspace: Workspace) -> bool:
+    """One follow-up per workspace at a time, so each user's messages apply in the order they
+    were stored; other workspaces' follow-ups run beside it on other workers."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_try_advisory_xact_lock(%s, %s)", [FOLLOW_UP_LOCK_NAMESPACE, workspace.id]
+        )
+        return cursor.fetchone()[0]
+
+
+class FollowUpBusy(Exception):
+    """Another worker is running this workspace's follow-up."""
+
+
 def process_events_now(*, workspace: Workspace, max_batches: int = 100) -> int:
     """Run the follow-up for a workspace until its outboxes (events, profile changes) are
-    empty; returns events processed."""
+    empty; returns events processed. Raises FollowUpBusy if another worker holds it."""
     processed = 0
     for _ in range(max_batches):
         with transaction.atomic():
-            # Metrics first (they record their own profile changes): real-time rules read
-            # them. One transaction: a failure leaves everything unprocessed for the sweep.
+            if not _follow_up_lock(workspace):
+                raise FollowUpBusy(workspace.id)
+            # Who the events are about and their metrics first (both record profile
+            # changes): real-time rules read them. One transaction: a failure leaves
+            # everything unprocessed for the sweep.
             claimed, changes = events_process_batch(workspace=workspace, limit=CLAIM_BATCH)
             claimed_changes, profile_changes = profile_changes_claim(
                 workspace=workspace, limit=CLAIM_BATCH
@@ -60,7 +82,17 @@ def process_events_now(*, workspace: Workspace, max_batches: int = 100) -> int:
 )
 def process_events(*, workspace_id: int) -> int:
     workspace = Workspace.objects.get(id=current_workspace_id())
-    return process_events_now(workspace=workspace)
+    # Batches stored from now on wake a new run (this one may have claimed before them).
+    follow_up_pending_clear(workspace_id=workspace.id)
+    try:
+        return process_events_now(workspace=workspace)
+    except FollowUpBusy:
+        # The running follow-up may finish before it sees what woke this one: look again
+        # shortly instead of holding a worker on the lock.
+        process_events.apply_async(
+            kwargs={"workspace_id": workspace.id}, countdown=BUSY_RETRY_SECONDS
+        )
+        return 0
 
 
 @shared_task(name="masivo.pipeline.sweep_unprocessed_events")

@@ -1,5 +1,6 @@
-"""The ingestion follow-up's profile part: claim unprocessed events (refreshing their
-customers' metrics) and unprocessed profile changes, and say what changed for whom."""
+"""The ingestion follow-up's profile part: claim unprocessed events (resolving who they are
+about, refreshing their customers' metrics) and unprocessed profile changes, and say what
+changed for whom."""
 
 from __future__ import annotations
 
@@ -14,35 +15,151 @@ from masivo.tenancy.models import Workspace
 from profiles.changes import event_key
 from profiles.metrics import customers_refresh_metrics
 from profiles.models import ProfileChange
+from profiles.resolution import Resolution
+from profiles.tracked import TrackedMessage
 
 _CLAIM_SQL = """
-UPDATE profiles_event SET processed_at = %(now)s
- WHERE id IN (SELECT id FROM profiles_event
-               WHERE workspace_id = %(workspace)s AND processed_at IS NULL
-               ORDER BY received_at
-               LIMIT %(limit)s
-               FOR UPDATE SKIP LOCKED)
-RETURNING customer_id, name
+UPDATE profiles_event e SET processed_at = %(now)s
+  FROM (SELECT id, occurred_at FROM profiles_event
+         WHERE workspace_id = %(workspace)s AND processed_at IS NULL
+         ORDER BY received_at, id
+         LIMIT %(limit)s
+         FOR UPDATE SKIP LOCKED) claimed
+ WHERE e.workspace_id = %(workspace)s AND e.id = claimed.id
+   AND e.occurred_at = claimed.occurred_at
+RETURNING e.id, e.occurred_at, e.customer_id, e.name, e.type, e.user_id, e.anonymous_id,
+          CASE WHEN e.customer_id IS NULL AND e.type IN ('identify', 'alias')
+               THEN e.properties END,
+          CASE WHEN e.customer_id IS NULL AND e.type = 'identify'
+               THEN e.context ->> 'locale' END
+"""
+_ASSIGN_SQL = """
+UPDATE profiles_event e SET customer_id = v.customer_id
+  FROM unnest(%(ids)s::bigint[], %(times)s::timestamptz[], %(customers)s::bigint[])
+       AS v(id, occurred_at, customer_id)
+ WHERE e.workspace_id = %(workspace)s AND e.id = v.id AND e.occurred_at = v.occurred_at
+"""
+_DELETE_SQL = """
+DELETE FROM profiles_event e
+ USING unnest(%(ids)s::bigint[], %(times)s::timestamptz[]) AS v(id, occurred_at)
+ WHERE e.workspace_id = %(workspace)s AND e.id = v.id AND e.occurred_at = v.occurred_at
 """
 
 
-def events_process_batch(*, workspace: Workspace, limit: int = 5000, now: datetime | None = None):
-    """Claim up to `limit` unprocessed events and refresh their customers' metrics (which
-    records the customers whose figures changed in the profile-change outbox).
+class _Claimed:
+    """One claimed event, as the claim returns it."""
 
-    Call inside a transaction: if anything fails, the claim rolls back with it and the sweep
-    retries. Returns (events claimed, customer id → {"event:<name>", ...}).
+    __slots__ = (
+        "anonymous_id",
+        "customer_id",
+        "document",
+        "id",
+        "locale",
+        "name",
+        "occurred_at",
+        "type",
+        "user_id",
+    )  # fmt: skip
+
+    def __init__(self, row):
+        (self.id, self.occurred_at, self.customer_id, self.name, self.type, self.user_id,
+         self.anonymous_id, self.document, self.locale) = row  # fmt: skip
+
+    def as_message(self) -> TrackedMessage:
+        document = self.document
+        if isinstance(document, str):
+            document = json.loads(document)
+        return TrackedMessage(
+            index=self.id,
+            type=self.type,
+            name=self.name,
+            message_id="",
+            occurred_at=self.occurred_at,
+            user_id=self.user_id,
+            anonymous_id=self.anonymous_id,
+            previous_id=(document or {}).get("previousId", "") if self.type == "alias" else "",
+            traits=(document or {}) if self.type == "identify" else {},
+            context={"locale": self.locale} if self.locale else {},
+        )
+
+
+def _up_to_each_alias(events: list[_Claimed]):
+    """The events in runs that each end at an alias: a resolution merges aliased profiles
+    before it applies traits, so what came before an alias must be applied before it."""
+    segment = []
+    for event in events:
+        segment.append(event)
+        if event.type == "alias":
+            yield segment
+            segment = []
+    if segment:
+        yield segment
+
+
+def _resolve(workspace: Workspace, claimed: list[_Claimed], now: datetime) -> None:
+    """Decide who the claimed unresolved events are about (the tracking API stores them as
+    received), in the order they were stored; events naming an erased id are deleted."""
+    pending = [e for e in claimed if e.customer_id is None and (e.user_id or e.anonymous_id)]
+    by_id = {e.id: e for e in pending}
+    erased, assigned = [], []
+    for segment in _up_to_each_alias(pending):
+        resolution = Resolution(
+            workspace, [e.as_message() for e in segment], source="tracking", now=now
+        )
+        resolution.run()
+        erased += [by_id[r.index] for r in resolution.result.rejected]
+        for message in resolution.messages:
+            customer_id = resolution.customer_of(message)
+            if customer_id is not None:
+                by_id[message.index].customer_id = customer_id
+                assigned.append(by_id[message.index])
+    if not pending:
+        return
+    with connection.cursor() as cursor:
+        if assigned:
+            cursor.execute(
+                _ASSIGN_SQL,
+                {
+                    "workspace": workspace.id,
+                    "ids": [e.id for e in assigned],
+                    "times": [e.occurred_at for e in assigned],
+                    "customers": [e.customer_id for e in assigned],
+                },
+            )
+        if erased:
+            cursor.execute(
+                _DELETE_SQL,
+                {
+                    "workspace": workspace.id,
+                    "ids": [e.id for e in erased],
+                    "times": [e.occurred_at for e in erased],
+                },
+            )
+            for event in erased:
+                event.customer_id = None
+
+
+def events_process_batch(*, workspace: Workspace, limit: int = 5000, now: datetime | None = None):
+    """Claim up to `limit` unprocessed events in the order they were stored, resolve who the
+    unresolved ones are about (creating customers, linking ids, applying identify traits and
+    aliases), and refresh their customers' metrics (which records the customers whose figures
+    changed in the profile-change outbox).
+
+    Call inside a transaction, one per workspace at a time (masivo.pipeline holds the lock): if
+    anything fails, the claim rolls back with it and the sweep retries. Returns (events
+    claimed, customer id → {"event:<name>", ...}).
     """
     now = now or timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(_CLAIM_SQL, {"now": now, "workspace": workspace.id, "limit": limit})
-        rows = cursor.fetchall()
+        claimed = sorted((_Claimed(row) for row in cursor.fetchall()), key=lambda e: e.id)
+    _resolve(workspace, claimed, now)
     changes: dict[int, set[str]] = defaultdict(set)
-    for customer_id, name in rows:
-        if customer_id is not None:
-            changes[customer_id].add(event_key(name))
+    for event in claimed:
+        if event.customer_id is not None:
+            changes[event.customer_id].add(event_key(event.name))
     customers_refresh_metrics(workspace=workspace, customer_ids=sorted(changes), now=now)
-    return len(rows), dict(changes)
+    return len(claimed), dict(changes)
 
 
 _CLAIM_CHANGES_SQL = """

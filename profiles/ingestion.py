@@ -1,467 +1,105 @@
-"""Ingestion of a batch of events: one transaction, set-based, idempotent by message id.
+"""Storing a batch of tracked messages: one transaction, set-based, idempotent by message id.
 
-`ingest_batch` takes messages already validated by a parser (profiles.tracking for the Segment
-API, the native events API), resolves who each one is about, applies identify traits, links
-anonymous ids, and inserts the events with ON CONFLICT DO NOTHING. The follow-up (metrics,
-last-seen, later real-time audiences) is queued after commit; the events' NULL `processed_at`
-is the outbox that a periodic sweep re-queues if that message is lost.
+Two contracts, one per API:
+- `tracking_store` (the Segment-compatible `/v1/*` API): the request drops messages that name
+  an erased identifier and appends the rest to the event log, unresolved. A 200 means
+  "durably stored". Identity resolution, identify traits, aliases and metrics follow in the
+  ingestion follow-up (`profiles.followup`), set-based over many batches, usually within a
+  second (docs/api.md, "What a 200 promises").
+- `ingest_batch` (the native `POST /api/v1/events`): resolves who each event is about inside
+  the request (`profiles.resolution`), so the answer can refuse an unknown customer id, then
+  appends. Metrics and real-time audiences still follow asynchronously.
+
+Both wake the follow-up after commit; the events' NULL `processed_at` is the outbox that a
+periodic sweep re-queues if that wake-up is lost.
 """
 
 from __future__ import annotations
 
-import json
-from collections import defaultdict
-from dataclasses import dataclass, field
+import contextlib
 from datetime import datetime
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from redis.exceptions import RedisError
 
-from masivo.tenancy.errors import ServiceError
 from masivo.tenancy.models import Workspace
+from masivo.tenancy.redis import get_redis
 from masivo.tenancy.wakeups import task_wake
-from profiles.changes import (
-    ANYTHING,
-    customer_snapshot,
-    keys_between,
-    profile_changes_record,
-)
-from profiles.customer_insert import customer_insert_sql
 from profiles.eventlog import events_append
 from profiles.fields import split_segment_traits
-from profiles.models import Customer, Identity, ProfileChange
-from profiles.services.customers import customers_merge, identifier_hash
-from profiles.services.settings import profile_settings_get
+from profiles.resolution import Resolution
+from profiles.tracked import BatchResult, Rejection, TrackedMessage
 
 PIPELINE_TASK = "masivo.pipeline.process_events"
+PENDING_FOR = 60  # seconds: a wake-up lost with its worker stops deduplicating after this
+
+__all__ = ["BatchResult", "Rejection", "TrackedMessage", "ingest_batch", "tracking_store"]
 
 
-@dataclass
-class TrackedMessage:
-    """One validated tracking message (track, identify, alias…), whatever API it came through.
-
-    (Not a message sent to a customer: that is messaging's `Message`.)
-    """
-
-    index: int
-    type: str
-    name: str
-    message_id: str
-    occurred_at: datetime
-    user_id: str = ""
-    anonymous_id: str = ""
-    previous_id: str = ""
-    customer_id: int | None = None  # the native API may name the customer directly
-    properties: dict = field(default_factory=dict)
-    traits: dict = field(default_factory=dict)
-    context: dict = field(default_factory=dict)
+def _without_repeats(messages: list[TrackedMessage], result: BatchResult) -> list[TrackedMessage]:
+    """The first message of each message id in the batch (later ones count as duplicates);
+    repeats of earlier batches are skipped by the event log itself."""
+    seen, unique = set(), []
+    for message in messages:
+        if message.message_id in seen:
+            result.duplicates += 1
+        else:
+            seen.add(message.message_id)
+            unique.append(message)
+    return unique
 
 
-@dataclass
-class Rejection:
-    index: int
-    reason: str
-    field: str | None = None
-    message_id: str | None = None
-
-    def as_dict(self) -> dict:
-        body = {"index": self.index, "reason": self.reason}
-        if self.field:
-            body["field"] = self.field
-        if self.message_id:
-            body["messageId"] = self.message_id
-        return body
+def _event_row(message: TrackedMessage, customer_id: int | None) -> dict:
+    return {
+        "type": message.type,
+        "name": message.name,
+        "properties": message.traits if message.type == "identify" else message.properties,
+        "occurred_at": message.occurred_at.isoformat(),
+        "message_id": message.message_id,
+        "customer_id": customer_id,
+        "user_id": message.user_id,
+        "anonymous_id": message.anonymous_id,
+        "context": message.context,
+    }
 
 
-@dataclass
-class BatchResult:
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: list[Rejection] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+def _append(
+    workspace: Workspace, rows: list[dict], result: BatchResult, source: str, now: datetime
+) -> None:
+    inserted = events_append(workspace_id=workspace.id, rows=rows, source=source, now=now)
+    result.duplicates += len(rows) - inserted
+    result.accepted = inserted
+    if inserted:
+        transaction.on_commit(lambda: queue_follow_up(workspace_id=workspace.id))
 
 
-# New customers named by user id; every other column takes its model default.
-_CUSTOMER_INSERT, _CUSTOMER_INSERT_DEFAULTS = customer_insert_sql(
-    values={
-        "workspace_id": "%(workspace)s",
-        "external_id": "external_id",
-        "created_at": "%(now)s",
-        "updated_at": "%(now)s",
-    },
-    source="unnest(%(external_ids)s::text[]) AS external_id",
-    suffix="ON CONFLICT (workspace_id, external_id) WHERE external_id IS NOT NULL DO NOTHING",
-)
-
-_TRAITS_UPDATE = """
-UPDATE profiles_customer c
-   SET email = v.email, phone = v.phone, first_name = v.first_name, last_name = v.last_name,
-       gender = v.gender, birth_date = v.birth_date, country = v.country, city = v.city,
-       timezone = v.timezone, locale = v.locale, tier = v.tier, traits = v.traits,
-       updated_at = %(now)s
-  FROM jsonb_to_recordset(%(rows)s::jsonb) AS v(
-       id bigint, email text, phone text, first_name text, last_name text, gender text,
-       birth_date date, country text, city text, timezone text, locale text, tier text,
-       traits jsonb)
- WHERE c.workspace_id = %(workspace)s AND c.id = v.id
-"""
-
-# Lookups one value at a time (a LATERAL index probe each): with the RLS policy in the plan,
-# `value = ANY(array)` was sometimes planned as a scan of the whole workspace.
-_IDENTITY_LOOKUP = """
-SELECT v.value, i.customer_id
-  FROM unnest(%(values)s::text[]) AS v(value)
-  CROSS JOIN LATERAL (
-      SELECT customer_id FROM profiles_identity
-       WHERE workspace_id = %(workspace)s AND kind = %(kind)s AND value = v.value LIMIT 1) i
-"""
-_CUSTOMER_LOOKUP = """
-SELECT v.value, c.id
-  FROM unnest(%(values)s::text[]) AS v(value)
-  CROSS JOIN LATERAL (
-      SELECT id FROM profiles_customer
-       WHERE workspace_id = %(workspace)s AND external_id = v.value LIMIT 1) c
-"""
-
-
-def _fetch_pairs(sql: str, params) -> dict:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return dict(cursor.fetchall())
-
-
-class _Batch:
-    """The state of one batch while it is being written."""
-
-    def __init__(
-        self, workspace: Workspace, messages: list[TrackedMessage], source: str, now: datetime
-    ):
-        self.workspace = workspace
-        self.messages = messages
-        self.source = source
-        self.now = now
-        self.result = BatchResult()
-        self.customer_by_user: dict[str, int] = {}
-        self.customer_by_anonymous: dict[str, int] = {}
-        self.shared_anonymous_ids: set[str] = set()
-
-    # -- filtering ------------------------------------------------------------------------
-
-    def drop_unknown_customers(self) -> None:
-        """A customer id named by the caller must be one of this workspace's customers: an id
-        from another workspace is refused exactly like one that does not exist."""
-        named = sorted({m.customer_id for m in self.messages if m.customer_id is not None})
-        if not named:
-            return
-        known = set(
-            _fetch_pairs(
-                "SELECT id, 1 FROM profiles_customer WHERE workspace_id = %s AND id = ANY(%s)",
-                [self.workspace.id, named],
-            )
-        )
-        kept = []
-        for message in self.messages:
-            if message.customer_id is None or message.customer_id in known:
-                kept.append(message)
-            else:
-                self.result.rejected.append(
-                    Rejection(message.index, "no such customer", field="customer_id")
+def tracking_store(
+    *,
+    workspace: Workspace,
+    messages: list[TrackedMessage],
+    source: str,
+    now: datetime | None = None,
+) -> BatchResult:
+    """Store a batch as received (who it is about is resolved by the follow-up); answers only
+    once it is committed."""
+    now = now or timezone.now()
+    result = BatchResult()
+    messages = _without_repeats(messages, result)
+    for message in messages:
+        if message.type == "identify" and message.traits:
+            for problem in split_segment_traits(message.traits)[2]:
+                result.warnings.append(
+                    f"message {message.index}: {problem.field}: {problem.message} "
+                    "(kept as a plain trait)"
                 )
-        self.messages = kept
-
-    def drop_duplicates(self) -> None:
-        seen, unique = set(), []
-        for message in self.messages:
-            if message.message_id in seen:
-                self.result.duplicates += 1
-            else:
-                seen.add(message.message_id)
-                unique.append(message)
-        stored = set(
-            _fetch_pairs(
-                "SELECT message_id, 1 FROM profiles_event "
-                "WHERE workspace_id = %s AND message_id = ANY(%s)",
-                [self.workspace.id, list(seen)],
-            )
-        )
-        self.result.duplicates += sum(1 for m in unique if m.message_id in stored)
-        self.messages = [m for m in unique if m.message_id not in stored]
-
-    def drop_erased(self) -> None:
-        hashes: dict[str, set[int]] = defaultdict(set)
-        for message in self.messages:
-            for kind, value in (
-                ("external_id", message.user_id),
-                ("anonymous_id", message.anonymous_id),
-                ("email", message.traits.get("email") if message.type == "identify" else None),
-                # alias(previousId): an erased user id or anonymous id must not come back
-                ("external_id", message.previous_id),
-                ("anonymous_id", message.previous_id),
-            ):
-                if isinstance(value, str) and value:
-                    hashes[
-                        identifier_hash(
-                            self.workspace.id,
-                            kind,
-                            value.strip().lower() if kind == "email" else value,
-                        )
-                    ].add(message.index)
-        if not hashes:
-            return
-        erased = set(
-            _fetch_pairs(
-                "SELECT identifier_hash, 1 FROM profiles_erasuretombstone "
-                "WHERE workspace_id = %s AND identifier_hash = ANY(%s)",
-                [self.workspace.id, list(hashes)],
-            )
-        )
-        dropped = {index for digest in erased for index in hashes[digest]}
-        for message in self.messages:
-            if message.index in dropped:
-                self.result.rejected.append(
-                    Rejection(
-                        message.index, "the customer was erased", message_id=message.message_id
-                    )
-                )
-        self.messages = [m for m in self.messages if m.index not in dropped]
-
-    # -- identities -----------------------------------------------------------------------
-
-    def resolve_users(self) -> None:
-        user_ids = sorted({m.user_id for m in self.messages if m.user_id})
-        if not user_ids:
-            return
-        self.customer_by_user = self._identities("alias", user_ids)
-        missing = [u for u in user_ids if u not in self.customer_by_user]
-        if missing:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    _CUSTOMER_INSERT,
-                    _CUSTOMER_INSERT_DEFAULTS
-                    | {"workspace": self.workspace.id, "now": self.now, "external_ids": missing},
-                )
-            created = _fetch_pairs(
-                _CUSTOMER_LOOKUP, {"values": missing, "workspace": self.workspace.id}
-            )
-            self.customer_by_user |= created
-            profile_changes_record(
-                workspace_id=self.workspace.id,
-                changes=[(customer_id, [ANYTHING]) for customer_id in sorted(created.values())],
-                source="tracking",
-                kind=ProfileChange.Kind.CREATED,
-                now=self.now,
-            )
-
-    def _identities(self, kind: str, values: list[str]) -> dict[str, int]:
-        return _fetch_pairs(
-            _IDENTITY_LOOKUP, {"values": values, "workspace": self.workspace.id, "kind": kind}
-        )
-
-    def resolve_anonymous(self) -> None:
-        anonymous_ids = sorted(
-            {m.anonymous_id for m in self.messages if m.anonymous_id}
-            | {m.previous_id for m in self.messages if m.type == "alias" and m.previous_id}
-        )
-        if anonymous_ids:
-            self.customer_by_anonymous = self._identities("anonymous_id", anonymous_ids)
-
-    def link_anonymous(self) -> None:
-        """identify/track with both ids: the anonymous id (and its history) joins the customer."""
-        wanted: dict[str, int] = {}
-        for message in self.messages:
-            pairs = [(message.anonymous_id, message.user_id)]
-            if message.type == "alias" and message.previous_id:
-                pairs.append((message.previous_id, message.user_id))
-            for anonymous_id, user_id in pairs:
-                if not anonymous_id or not user_id:
-                    continue
-                customer_id = self.customer_by_user[user_id]
-                linked = self.customer_by_anonymous.get(anonymous_id, wanted.get(anonymous_id))
-                if linked is None:
-                    wanted[anonymous_id] = customer_id
-                elif linked != customer_id and anonymous_id not in self.shared_anonymous_ids:
-                    self.shared_anonymous_ids.add(anonymous_id)
-                    self.result.warnings.append(
-                        f"anonymous id {anonymous_id!r} already belongs to another customer; "
-                        "it was not moved"
-                    )
-        if not wanted:
-            return
-        wanted = self._within_identity_limit(wanted)
-        Identity.objects.bulk_create(
-            [
-                Identity(
-                    workspace_id=self.workspace.id,
-                    customer_id=customer_id,
-                    kind=Identity.Kind.ANONYMOUS_ID,
-                    value=anonymous_id,
-                    created_at=self.now,
-                )
-                for anonymous_id, customer_id in sorted(wanted.items())
-            ],
-            ignore_conflicts=True,
-        )
-        # Re-read: a concurrent batch may have linked some of them first.
-        self.customer_by_anonymous |= _fetch_pairs(
-            "SELECT value, customer_id FROM profiles_identity "
-            "WHERE workspace_id = %s AND kind = 'anonymous_id' AND value = ANY(%s)",
-            [self.workspace.id, sorted(wanted)],
-        )
-        linked = {
-            a: self.customer_by_anonymous[a] for a in wanted if a in self.customer_by_anonymous
-        }
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE profiles_event e SET customer_id = v.customer_id, processed_at = NULL "
-                "FROM unnest(%s::text[], %s::bigint[]) AS v(anonymous_id, customer_id) "
-                "WHERE e.workspace_id = %s AND e.customer_id IS NULL "
-                "AND e.anonymous_id = v.anonymous_id",
-                [list(linked), list(linked.values()), self.workspace.id],
-            )
-
-    def _within_identity_limit(self, wanted: dict[str, int]) -> dict[str, int]:
-        limit = profile_settings_get(workspace=self.workspace).max_identities_per_customer
-        counts = _fetch_pairs(
-            "SELECT customer_id, count(*) FROM profiles_identity "
-            "WHERE workspace_id = %s AND customer_id = ANY(%s) GROUP BY customer_id",
-            [self.workspace.id, sorted(set(wanted.values()))],
-        )
-        allowed = {}
-        for anonymous_id, customer_id in sorted(wanted.items()):
-            if counts.get(customer_id, 0) >= limit:
-                self.result.warnings.append(
-                    f"customer {customer_id} reached the limit of {limit} identities; "
-                    f"anonymous id {anonymous_id!r} was not linked"
-                )
-                continue
-            counts[customer_id] = counts.get(customer_id, 0) + 1
-            allowed[anonymous_id] = customer_id
-        return allowed
-
-    def apply_aliases(self) -> None:
-        """alias(previousId → userId): a previous *user* id merges that profile into this one."""
-        for message in self.messages:
-            if message.type != "alias" or not message.previous_id or not message.user_id:
-                continue
-            winner_id = self.customer_by_user[message.user_id]
-            loser = Customer.objects.filter(external_id=message.previous_id).first()
-            if loser is None or loser.id == winner_id:
-                continue
-            winner = Customer.objects.get(id=winner_id)
-            try:
-                customers_merge(winner=winner, loser=loser, reason="alias", actor=self.source)
-            except ServiceError as error:  # a refused merge must not cost the batch its events
-                self.result.warnings.append(f"alias {message.previous_id!r}: {error.message}")
-                continue
-            for ids in (self.customer_by_user, self.customer_by_anonymous):
-                for value, customer_id in ids.items():
-                    if customer_id == loser.id:
-                        ids[value] = winner_id
-
-    def apply_traits(self) -> None:
-        updates: dict[int, list[TrackedMessage]] = defaultdict(list)
-        for message in self.messages:
-            if message.type == "identify" and message.user_id and message.traits:
-                updates[self.customer_by_user[message.user_id]].append(message)
-        if not updates:
-            return
-        # FOR NO KEY UPDATE, in id order: the events' foreign keys take FOR KEY SHARE on these
-        # rows at commit, which a plain FOR UPDATE would conflict with (deadlocks under load).
-        customers = {
-            c.id: c
-            for c in Customer.objects.select_for_update(no_key=True)
-            .filter(id__in=sorted(updates))
-            .order_by("id")
-        }
-        before = {c.id: customer_snapshot(c) for c in customers.values()}
-        wanted_emails = {}
-        for customer_id, messages in updates.items():
-            customer = customers[customer_id]
-            for message in messages:
-                fields, rest, problems = split_segment_traits(message.traits)
-                for problem in problems:
-                    self.result.warnings.append(
-                        f"message {message.index}: {problem.field}: {problem.message} "
-                        "(kept as a plain trait)"
-                    )
-                if "email" in fields:
-                    wanted_emails[customer_id] = fields.pop("email")
-                for name, value in fields.items():
-                    setattr(customer, name, value)
-                customer.traits = {**customer.traits, **rest}
-                if "locale" in message.context and not customer.locale:
-                    customer.locale = str(message.context["locale"])[:35]
-            customer.updated_at = self.now
-        self._assign_emails(customers, wanted_emails)
-        rows = [
-            {
-                "id": c.id, "email": c.email, "phone": c.phone, "first_name": c.first_name,
-                "last_name": c.last_name, "gender": c.gender,
-                "birth_date": c.birth_date.isoformat() if c.birth_date else None,
-                "country": c.country, "city": c.city, "timezone": c.timezone,
-                "locale": c.locale, "tier": c.tier, "traits": c.traits,
-            }
-            for c in customers.values()
-        ]  # fmt: skip
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _TRAITS_UPDATE,
-                {"rows": json.dumps(rows), "now": self.now, "workspace": self.workspace.id},
-            )
-        profile_changes_record(
-            workspace_id=self.workspace.id,
-            changes=[
-                (c.id, keys_between(before[c.id], customer_snapshot(c))) for c in customers.values()
-            ],
-            source="tracking",
-            now=self.now,
-        )
-
-    def _assign_emails(self, customers: dict[int, Customer], wanted: dict[int, str]) -> None:
-        if not wanted:
-            return
-        owners = _fetch_pairs(
-            "SELECT email, id FROM profiles_customer WHERE workspace_id = %s AND email = ANY(%s)",
-            [self.workspace.id, sorted(set(wanted.values()))],
-        )
-        for customer_id, email in wanted.items():
-            owner = owners.get(email)
-            if owner is not None and owner != customer_id:
-                self.result.warnings.append(
-                    f"email {email} belongs to another customer; not set on customer {customer_id}"
-                )
-                continue
-            owners[email] = customer_id
-            customers[customer_id].email = email
-
-    # -- events ---------------------------------------------------------------------------
-
-    def insert_events(self) -> int:
-        if not self.messages:
-            return 0
-        rows = []
-        for m in self.messages:
-            customer_id = m.customer_id
-            if customer_id is None and m.user_id:
-                customer_id = self.customer_by_user.get(m.user_id)
-            if customer_id is None and m.anonymous_id:
-                customer_id = self.customer_by_anonymous.get(m.anonymous_id)
-            rows.append(
-                {
-                    "type": m.type,
-                    "name": m.name,
-                    "properties": m.traits if m.type == "identify" else m.properties,
-                    "occurred_at": m.occurred_at.isoformat(),
-                    "message_id": m.message_id,
-                    "customer_id": customer_id,
-                    "user_id": m.user_id,
-                    "anonymous_id": m.anonymous_id,
-                    "context": m.context,
-                }
-            )
-        return events_append(
-            workspace_id=self.workspace.id, rows=rows, source=self.source, now=self.now
-        )
+    with transaction.atomic():
+        erasures = Resolution(workspace, messages, source=source, now=now, result=result)
+        erasures.drop_erased()
+        rows = [_event_row(message, None) for message in erasures.messages]
+        _append(workspace, rows, result, source, now)
+    return result
 
 
 def ingest_batch(
@@ -471,25 +109,60 @@ def ingest_batch(
     source: str,
     now: datetime | None = None,
 ) -> BatchResult:
-    """Store a batch in one transaction; answers only once it is committed."""
-    batch = _Batch(workspace, messages, source, now or timezone.now())
+    """Resolve and store a batch in one transaction; answers only once it is committed."""
+    now = now or timezone.now()
+    result = BatchResult()
     with transaction.atomic():
-        batch.drop_unknown_customers()
-        batch.drop_duplicates()
-        batch.drop_erased()
-        batch.resolve_users()
-        batch.resolve_anonymous()
-        batch.link_anonymous()
-        batch.apply_aliases()
-        batch.apply_traits()
-        inserted = batch.insert_events()
-        batch.result.duplicates += len(batch.messages) - inserted
-        batch.result.accepted = inserted
-        if inserted:
-            transaction.on_commit(lambda: queue_follow_up(workspace_id=workspace.id))
-    return batch.result
+        messages = _known_customers_only(workspace, messages, result)
+        messages = _without_repeats(messages, result)
+        resolution = Resolution(workspace, messages, source=source, now=now, result=result)
+        resolution.run()
+        rows = [_event_row(m, resolution.customer_of(m)) for m in resolution.messages]
+        _append(workspace, rows, result, source, now)
+    return result
+
+
+def _known_customers_only(
+    workspace: Workspace, messages: list[TrackedMessage], result: BatchResult
+) -> list[TrackedMessage]:
+    """A customer id named by the caller must be one of this workspace's customers: an id from
+    another workspace is refused exactly like one that does not exist."""
+    named = sorted({m.customer_id for m in messages if m.customer_id is not None})
+    if not named:
+        return messages
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id FROM profiles_customer WHERE workspace_id = %s AND id = ANY(%s)",
+            [workspace.id, named],
+        )
+        known = {row[0] for row in cursor.fetchall()}
+    kept = []
+    for message in messages:
+        if message.customer_id is None or message.customer_id in known:
+            kept.append(message)
+        else:
+            result.rejected.append(
+                Rejection(message.index, "no such customer", field="customer_id")
+            )
+    return kept
+
+
+def follow_up_pending_key(workspace_id: int) -> str:
+    return f"{settings.MASIVO_REDIS_PREFIX}follow-up-pending:{workspace_id}"
+
+
+def follow_up_pending_clear(*, workspace_id: int) -> None:
+    with contextlib.suppress(RedisError, OSError):  # else the flag expires by itself
+        get_redis().delete(follow_up_pending_key(workspace_id))
 
 
 def queue_follow_up(*, workspace_id: int) -> None:
-    """Wake the pipeline. If the broker is down the events wait for the sweep, never lost."""
+    """Wake the pipeline, at most once while a wake-up is pending: the follow-up clears the
+    flag when it starts, so a batch stored after that wakes it again. If Redis or the broker
+    is down the events wait for the sweep, never lost."""
+    try:
+        if not get_redis().set(follow_up_pending_key(workspace_id), 1, nx=True, ex=PENDING_FOR):
+            return
+    except (RedisError, OSError):
+        pass  # wake anyway: a duplicate wake-up costs a little, a lost one a minute
     task_wake(PIPELINE_TASK, workspace_id=workspace_id)

@@ -15,7 +15,7 @@ from django.utils.dateparse import parse_datetime
 
 from masivo.tenancy.errors import InvalidInput
 from profiles import normalize
-from profiles.ingestion import Rejection, TrackedMessage
+from profiles.tracked import Rejection, TrackedMessage
 
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024

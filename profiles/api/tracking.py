@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 from masivo.tenancy.api.authentication import WriteKeyAuthentication
 from profiles import normalize
 from profiles.api.parsers import SegmentJSONParser
-from profiles.ingestion import ingest_batch
+from profiles.ingestion import tracking_store
 from profiles.tracking import parse_segment_batch
 
 MAX_BATCH_MESSAGES = 2500
@@ -77,7 +77,7 @@ class TrackingView(APIView):
         messages, rejected = parse_segment_batch(
             items, kind=self.kind, batch_context=batch_context, received_at=received_at
         )
-        result = ingest_batch(
+        result = tracking_store(
             workspace=request.workspace, messages=messages, source="segment", now=received_at
         )
         rejected = sorted([*rejected, *result.rejected], key=lambda r: r.index)

@@ -17,11 +17,12 @@ from masivo.tenancy.roles import Permission
 from profiles import normalize, selectors
 from profiles.api import serializers as s
 from profiles.consent import consent_update, may_contact
-from profiles.ingestion import Rejection, ingest_batch
+from profiles.ingestion import ingest_batch
 from profiles.models import ConsentPurpose, Customer
 from profiles.services import customers as customer_services
 from profiles.services import devices as device_services
 from profiles.services.settings import profile_settings_get, profile_settings_update
+from profiles.tracked import Rejection
 from profiles.tracking import parse_native_event
 
 MAX_EVENTS_PER_REQUEST = 1000

@@ -38,3 +38,12 @@ def rows(workspace, model, *fields, order_by=("id",)) -> list:
 def get(workspace, model, **lookup):
     with workspace_scope(workspace.id):
         return model.objects.get(**lookup)
+
+
+def settle(workspace) -> int:
+    """Run the ingestion follow-up as the worker would: the tracking API stores messages as
+    received, and who they are about (customers, traits, aliases, links) is decided here."""
+    from masivo.pipeline import process_events_now
+
+    with workspace_scope(workspace.id):
+        return process_events_now(workspace=workspace)

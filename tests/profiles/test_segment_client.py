@@ -10,7 +10,7 @@ from segment.analytics.version import VERSION
 
 from profiles import ingestion
 from profiles.models import Customer, Event, Identity
-from tests.profiles.helpers import get, rows
+from tests.profiles.helpers import get, rows, settle
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -67,6 +67,7 @@ def test_identify_track_page_screen_and_alias_from_the_official_client(
     segment.track(anonymous_id="anon-1", event="Browse", message_id="seg-5")
     segment.alias("u1", "u2", message_id="seg-6")
     segment.track("u1", "After alias", message_id="seg-7")
+    assert settle(workspace) == 7  # one follow-up for the seven calls, in the order sent
 
     ana = get(workspace, Customer)
     assert (ana.external_id, ana.email, ana.first_name, ana.last_name, ana.is_anonymous) == (

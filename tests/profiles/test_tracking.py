@@ -2,6 +2,7 @@
 
 import base64
 import json
+import logging
 from datetime import UTC, datetime
 
 import pytest
@@ -10,11 +11,14 @@ from django.test import Client
 from masivo.pipeline import process_events_now
 from masivo.tenancy.context import workspace_scope
 from profiles.models import Customer, Event, Identity
+from tests.profiles.helpers import settle
 
 pytestmark = pytest.mark.django_db
 
 
 def events(workspace):
+    """The events once the follow-up has run (it decides who each is about)."""
+    settle(workspace)
     with workspace_scope(workspace.id):
         return list(
             Event.objects.order_by("id").values_list(
@@ -24,12 +28,13 @@ def events(workspace):
 
 
 def customer(workspace, external_id):
+    settle(workspace)
     with workspace_scope(workspace.id):
         return Customer.objects.get(external_id=external_id)
 
 
-def test_track_stores_the_event_and_creates_the_customer(tracking, workspace):
-    response = tracking.post(
+def test_track_stores_the_event_and_creates_the_customer(raw_tracking, workspace):
+    response = raw_tracking.post(
         "track",
         {
             "userId": "u1",
@@ -42,15 +47,20 @@ def test_track_stores_the_event_and_creates_the_customer(tracking, workspace):
     )
     assert response.status_code == 200
     assert response.json() == {"success": True}
-    assert events(workspace) == [("track", "Order Completed", "m-1", "u1", "")]
+    # A 200 means stored: who the event is about is decided by the follow-up.
     with workspace_scope(workspace.id):
         event = Event.objects.get()
+        assert not Customer.objects.exists()
+    assert (event.customer_id, event.user_id, event.processed_at) == (None, "u1", None)
     assert event.properties == {"revenue": 120.5, "items": [{"sku": "A"}]}
     assert event.occurred_at == datetime(2026, 11, 1, 10, tzinfo=UTC)
     assert event.context["locale"] == "es-MX"
     assert event.context["ip"] == "127.0.0.1"
     assert event.source == "segment"
-    assert event.processed_at is None
+    assert events(workspace) == [("track", "Order Completed", "m-1", "u1", "")]
+    with workspace_scope(workspace.id):
+        event.refresh_from_db()
+    assert event.processed_at is not None
 
 
 def test_identify_maps_reserved_traits_to_profile_fields(tracking, workspace):
@@ -251,13 +261,18 @@ def test_identify_attaches_anonymous_history_to_the_known_customer(tracking, wor
     assert events(workspace)[-1][3] == "u7"
 
 
-def test_a_shared_anonymous_id_is_not_moved_to_a_second_customer(tracking, workspace):
-    tracking.post("identify", {"userId": "u1", "anonymousId": "kiosk", "messageId": "s1"})
-    response = tracking.post(
+def test_a_shared_anonymous_id_is_not_moved_to_a_second_customer(raw_tracking, workspace, caplog):
+    raw_tracking.post("identify", {"userId": "u1", "anonymousId": "kiosk", "messageId": "s1"})
+    settle(workspace)
+    response = raw_tracking.post(
         "identify", {"userId": "u2", "anonymousId": "kiosk", "messageId": "s2"}
     )
-    assert response.json()["warnings"] == [
-        "anonymous id 'kiosk' already belongs to another customer; it was not moved"
+    assert response.json() == {"success": True}
+    with caplog.at_level(logging.INFO, logger="profiles.resolution"):
+        settle(workspace)
+    assert [r.getMessage() for r in caplog.records if r.name == "profiles.resolution"] == [
+        f"workspace {workspace.id}, tracking: anonymous id 'kiosk' already belongs to another "
+        "customer; it was not moved"
     ]
     with workspace_scope(workspace.id):
         assert list(Identity.objects.values_list("value", "customer__external_id")) == [
@@ -273,6 +288,7 @@ def test_alias_merges_the_previous_profile_into_the_new_one(tracking, workspace)
     tracking.post("identify", {"userId": "new", "traits": {"plan": "pro"}, "messageId": "3"})
     response = tracking.post("alias", {"previousId": "old", "userId": "new", "messageId": "4"})
     assert response.status_code == 200
+    settle(workspace)
     with workspace_scope(workspace.id):
         assert list(Customer.objects.values_list("external_id", "email", "traits")) == [
             ("new", "a@example.com", {"plan": "pro"})
@@ -333,8 +349,8 @@ def test_deeply_nested_properties_are_rejected(tracking, workspace):
     assert events(workspace) == []
 
 
-def test_the_follow_up_updates_metrics_and_last_seen(tracking, workspace):
-    tracking.post(
+def test_the_follow_up_updates_metrics_and_last_seen(raw_tracking, workspace):
+    raw_tracking.post(
         "batch",
         {
             "batch": [
