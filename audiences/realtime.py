@@ -4,51 +4,46 @@ the real-time audiences whose dependencies changed, for exactly the customers co
 The follow-up gives, per customer, the keys that changed (`event:<name>` for each event name
 that arrived, and the profile-change outbox's keys: fields, traits, tags, consent, devices,
 metrics, `*` for anything). Audiences are selected by the dependencies computed when their
-rules were saved (audiences.dependencies). When an audience's membership changes for a
-customer, the real-time audiences that reference it are judged next for that customer, in
-dependency order, on facts that include the change. Each customer is judged by the evaluator
-and the differences are applied by `audiences.membership`, under the per-audience advisory
-lock (taken in id order, so two batches cannot deadlock). Time-based conditions keep their
-scheduled sweep (audiences.scheduling).
+rules were saved (audiences.dependencies), through each worker's copy of the index
+(audiences.realtime_cache). When an audience's membership changes for a customer, the
+real-time audiences that reference it are judged next for that customer, in dependency order,
+on the membership as changed. The customers are judged set-based, by the compiled rules
+restricted to them (the same compiler as recalculation), and the differences are applied by
+`audiences.membership`, under the per-audience advisory lock (taken in id order, so two
+batches cannot deadlock). Time-based conditions keep their scheduled sweep
+(audiences.scheduling).
+
+`audiences_reevaluate` is the per-customer form (the evaluator on loaded facts) for callers
+that name their audiences (a merge judges the winner against every rules audience).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 
+from django.db import connection
 from django.utils import timezone
 
 from audiences.facts import event_windows, facts_for_customers
 from audiences.membership import CAUSE_REALTIME, Cause, membership_apply, memberships_lock
 from audiences.models import Audience
+from audiences.realtime_cache import (
+    FINGERPRINT_SQL,
+    IndexedAudience,
+    RealtimeIndex,
+    execute_prepared,
+    realtime_index_cached,
+    realtime_index_load,
+)
 from audiences.recalculation import in_dependency_order
 from audiences.rules.ast import parse_rules
+from audiences.rules.batch import BatchCompiler
 from audiences.rules.evaluator import Evaluator, Facts
 from masivo.tenancy.models import Workspace
 from profiles.changes import ANYTHING, event_key
-
-
-def realtime_audiences_for(keys: set[str]) -> list[Audience]:
-    """The real-time audiences that depend on any of these keys, and the real-time audiences
-    that reference those (transitively). The graph is read without the rules; only the chosen
-    audiences are loaded whole."""
-    if not keys:
-        return []
-    realtime = Audience.objects.filter(is_realtime=True, kind=Audience.Kind.RULES)
-    if ANYTHING in keys:
-        return list(realtime.order_by("id"))
-    graph = list(realtime.values_list("id", "depends_on", "dependencies"))
-    chosen = {id_ for id_, _, dependencies in graph if keys & set(dependencies)}
-    grew = bool(chosen)
-    while grew:
-        grew = False
-        for id_, depends_on, _ in graph:
-            if id_ not in chosen and set(depends_on) & chosen:
-                chosen.add(id_)
-                grew = True
-    return list(realtime.filter(id__in=sorted(chosen)).order_by("id")) if chosen else []
 
 
 def realtime_memberships_update(
@@ -58,25 +53,133 @@ def realtime_memberships_update(
     now: datetime | None = None,
 ) -> dict[int, tuple[int, int]]:
     """Apply enters/exits for the customers in `changes` (customer id → changed keys);
-    returns audience id → (entered, exited)."""
+    returns audience id → (entered, exited) for every audience the keys touched.
+
+    Set-based: one statement judges every touched audience for every customer of the batch
+    (the compiled rules restricted to these customers, `Compiler.batch_sql`), after one that
+    takes the audiences' locks. Which audiences, and their rules, come from this process's
+    copy of the workspace's index (audiences.realtime_cache), checked against the fingerprint
+    the evaluation statement computes: a stale copy is rebuilt and the batch judged again, so
+    no batch is ever judged with old rules."""
+    if not changes:
+        return {}
     now = now or timezone.now()
-    audiences = realtime_audiences_for(set().union(*changes.values()) if changes else set())
+    keys = set().union(*changes.values())
+    index = realtime_index_cached(workspace.id) or realtime_index_load(workspace.id)
+    for _ in range(_ATTEMPTS):
+        touched = index.touched(keys)
+        memberships_lock([audience.id for audience in touched])
+        judged = _judge_batch(index, touched, sorted(changes), now)
+        if judged is not None:
+            break
+        index = realtime_index_load(workspace.id)  # the copy was stale: never judge with it
+    else:
+        raise RealtimeIndexUnstable(f"workspace {workspace.id}: audiences kept changing")
+    if not touched:
+        return {}
     concerned = {
         audience.id: {
             customer_id
-            for customer_id, keys in changes.items()
-            if ANYTHING in keys or keys & set(audience.dependencies)
+            for customer_id, changed in changes.items()
+            if ANYTHING in changed or changed & audience.dependencies
         }
-        for audience in audiences
+        for audience in touched
     }
-    return audiences_reevaluate(
-        workspace=workspace,
-        audiences=audiences,
-        customer_ids=sorted(changes),
-        concerned=concerned,
-        cause=CAUSE_REALTIME,
-        now=now,
+    return _apply_judged(index, touched, judged, concerned, workspace.id, now)
+
+
+_ATTEMPTS = 5  # a copy rebuilt this often in one batch means audiences change continuously
+
+
+class RealtimeIndexUnstable(RuntimeError):
+    """The workspace's real-time audiences changed under every attempt (the follow-up's
+    transaction rolls back and the sweep retries it)."""
+
+
+@dataclass
+class _Judged:
+    """One evaluation statement's answer: per known customer, the audiences it matches and
+    the ones it is a member of now."""
+
+    matching: dict[int, set[int]]
+    members: dict[int, set[int]]
+
+
+def _judge_batch(
+    index: RealtimeIndex, audiences: list[IndexedAudience], customer_ids: list[int], now
+) -> _Judged | None:
+    """Judge these customers against these audiences in one statement; None when the
+    fingerprint computed by the same statement says `index` is stale."""
+    compiler = BatchCompiler(
+        workspace_id=index.workspace_id, now=now, consent_opt_out=index.consent_opt_out
     )
+    sql, params = compiler.batch_sql(
+        [audience.rules for audience in audiences], customer_ids=customer_ids
+    )
+    params["workspace"] = index.workspace_id
+    with connection.cursor() as cursor:
+        if len(customer_ids) > 1:
+            # A batch's estimated cost passes jit_above_cost, and compiling the statement took
+            # longer (~130 ms for 100 customers) than running it (as for recalculation).
+            cursor.execute("SELECT set_config('jit', 'off', true)")
+        # The fingerprint rides on the same statement (an InitPlan, computed once) and so
+        # describes the rules as of the snapshot the customers were judged in.
+        execute_prepared(
+            cursor,
+            f"SELECT {FINGERPRINT_SQL}, b.* FROM (SELECT 1) one LEFT JOIN ({sql}) b ON true",  # noqa: S608 (compiled: every value is a parameter)
+            params,
+        )
+        rows = cursor.fetchall()
+    if rows[0][0] != index.fingerprint:
+        return None
+    judged = _Judged(matching={}, members={})
+    ids = [audience.id for audience in audiences]
+    for _, customer_id, is_anonymous, members, *results in rows:
+        if customer_id is None or is_anonymous:  # no customers, or never a member
+            continue
+        judged.members[customer_id] = set(members)
+        judged.matching[customer_id] = {
+            id_ for id_, holds in zip(ids, results, strict=True) if holds
+        }
+    return judged
+
+
+def _apply_judged(index, touched, judged: _Judged, concerned, workspace_id: int, now):
+    """Write the differences audience by audience, referenced first. An audience that
+    references one whose membership just moved for a customer is judged again for that
+    customer, on the membership as written (the batch statement saw it before)."""
+    moved: dict[int, set[int]] = defaultdict(set)
+    results = {}
+    for audience in touched:
+        customers = concerned.get(audience.id, set())
+        stale = set()
+        for reference in audience.references:
+            customers |= moved[reference]
+            stale |= moved[reference]
+        customers &= set(judged.members)
+        stale &= customers
+        matching = {cid for cid in customers if audience.id in judged.matching[cid]}
+        if stale:
+            again = _judge_batch(index, [audience], sorted(stale), now)
+            if again is None:
+                raise RealtimeIndexUnstable(f"audience {audience.id} changed during a batch")
+            matching = (matching - stale) | {c for c in stale if again.matching.get(c)}
+        current = {cid for cid in customers if audience.id in judged.members[cid]}
+        entering, leaving = matching - current, current - matching
+        results[audience.id] = membership_apply(
+            workspace_id=workspace_id,
+            audience_id=audience.id,
+            entering=entering,
+            leaving=leaving,
+            cause=CAUSE_REALTIME,
+            now=now,
+        )
+        moved[audience.id] = entering | leaving
+        for cid in entering:
+            judged.members[cid].add(audience.id)
+        for cid in leaving:
+            judged.members[cid].discard(audience.id)
+    return results
 
 
 def realtime_evaluate_events(

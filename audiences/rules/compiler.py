@@ -267,11 +267,25 @@ class Compiler:
         return self.compare(value, node.test, ref.type)
 
     def event(self, node: EventCondition) -> str:
-        filters = [
+        filters = self.event_scan_filters(node.name) + self.event_own_filters(node)
+        having = self.event_having(node)
+        where = " AND ".join(filters)
+        source = f"SELECT e.customer_id FROM profiles_event e WHERE {where} GROUP BY e.customer_id"
+        if node.matches_without_events:  # true unless the customer's events fail the tests
+            return f"({self.join(f'({source} HAVING NOT {having})')}.customer_id IS NULL)"
+        return f"({self.join(f'({source} HAVING {having})')}.customer_id IS NOT NULL)"
+
+    def event_scan_filters(self, name: str) -> list[str]:
+        """Which rows are the customer's events of this name."""
+        return [
             f"e.workspace_id = {self.p(self.workspace_id)}",
             "e.customer_id IS NOT NULL",
-            f"e.name = {self.p(node.name)}",
+            f"e.name = {self.p(name)}",
         ]
+
+    def event_own_filters(self, node: EventCondition) -> list[str]:
+        """Which of those the condition counts: its window and property filters."""
+        filters = []
         window = node.window
         if window is not None and window.seconds is not None:  # the last N units, up to now
             filters.append(
@@ -284,31 +298,31 @@ class Compiler:
         for item in node.where:
             prop = self.json_value("e.properties", item.path)
             filters.append(f"COALESCE({self.compare(prop, item.test, JSON)}, false)")
-        tests = [self.count_test("count(*)", node.count)]
+        return filters
+
+    def event_having(self, node: EventCondition, over=lambda call: call) -> str:
+        """The condition's tests on the aggregates of its events; `over` rewrites each
+        aggregate call (batch.py adds a FILTER to it)."""
+        tests = [self.count_test(over("count(*)"), node.count)]
         if node.aggregate:
-            tests.append(self.aggregate_test(node.aggregate))
+            tests.append(self.aggregate_test(node.aggregate, over))
         for name, bound in (("min", node.first), ("max", node.last)):
             if bound is not None:
                 symbol = "<" if bound.op == "before" else ">"
-                tests.append(f"({name}(e.occurred_at) {symbol} {self.p(bound.value)})")
+                tests.append(f"({over(f'{name}(e.occurred_at)')} {symbol} {self.p(bound.value)})")
         # Never NULL (counts, and aggregates tested only when NOT NULL), so no COALESCE: the
         # planner estimates bare comparisons better (and then may start from the few matches).
-        having = f"({' AND '.join(tests)})"
-        where = " AND ".join(filters)
-        source = f"SELECT e.customer_id FROM profiles_event e WHERE {where} GROUP BY e.customer_id"
-        if node.matches_without_events:  # true unless the customer's events fail the tests
-            return f"({self.join(f'({source} HAVING NOT {having})')}.customer_id IS NULL)"
-        return f"({self.join(f'({source} HAVING {having})')}.customer_id IS NOT NULL)"
+        return f"({' AND '.join(tests)})"
 
-    def aggregate_test(self, aggregate: Aggregate) -> str:
+    def aggregate_test(self, aggregate: Aggregate, over=lambda call: call) -> str:
         """Exact, like the evaluator: `numeric` values (never doubles, whose sum depends on the
         order the plan reads the events in), compared with the rule's value as `numeric`; and
         `avg op v` as `sum op v * count`, which no rounding of the quotient can change."""
         number = self.json_numeric(self.json_value("e.properties", aggregate.path))
         if aggregate.fn == "avg":
-            total, times_count = f"sum({number})", f" * count({number})"
+            total, times_count = over(f"sum({number})"), f" * {over(f'count({number})')}"
         else:
-            total, times_count = f"{aggregate.fn}({number})", ""
+            total, times_count = over(f"{aggregate.fn}({number})"), ""
 
         def bound(value) -> str:
             return f"{self.p(exact_number(value))}::numeric{times_count}"
