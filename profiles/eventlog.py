@@ -18,8 +18,10 @@ from django.db import connection
 # One statement: the batch's message ids go into the dedupe table first (a concurrent batch with
 # the same id waits on the uncommitted row, then skips it, or takes it if that batch rolls back);
 # only the events whose ids came back new are stored. A message id repeated inside the batch
-# counts once, at its first position. Rows are inserted in the batch's order, so ids follow it:
-# the follow-up applies a user's messages in id order.
+# counts once, at its first position. The ids are locked in message-id order, so two batches
+# sharing ids in different orders wait for each other instead of deadlocking. Events are
+# inserted in the batch's order, so ids follow it: the follow-up applies a user's messages in
+# id order.
 _EVENT_INSERT = """
 WITH batch AS (
     SELECT m.*, row_number() OVER (PARTITION BY m.message_id ORDER BY m.position) AS occurrence
@@ -32,7 +34,7 @@ WITH batch AS (
 fresh AS (
     INSERT INTO profiles_eventmessageid (workspace_id, message_id, seen_at)
     SELECT %(workspace)s, b.message_id, %(now)s FROM batch b
-     WHERE b.occurrence = 1 ORDER BY b.position
+     WHERE b.occurrence = 1 ORDER BY b.message_id
     ON CONFLICT (workspace_id, message_id) DO NOTHING
     RETURNING message_id
 )

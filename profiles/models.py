@@ -268,6 +268,11 @@ class EventMessageId(TenantModel):
     A unique index on the partitioned events would have to include `occurred_at`, so it lives here.
     """
 
+    # The unique (workspace, message_id) index serves the foreign key too: one index less to
+    # write per stored event, and lookups by message id cannot pick the workspace-only index.
+    workspace = models.ForeignKey(
+        "tenancy.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     message_id = models.CharField(max_length=255)
     seen_at = models.DateTimeField()
 

@@ -22,11 +22,12 @@ from profiles.services.settings import profile_settings_get
 
 BATCH_SIZE = 5000
 
-# (id, occurred_at) is the primary key: the outer DELETE finds each row by it, pruned to the
-# partitions the sub-select's rows lie in, in one index probe each.
+# (id, occurred_at) is the primary key; the outer DELETE repeats the sub-select's conditions so
+# that it, too, reads only the months before the cut-off (and the default partition).
 _DELETE_EXPIRED_EVENTS = """
 DELETE FROM profiles_event
- WHERE (id, occurred_at) IN (
+ WHERE workspace_id = %(workspace)s AND occurred_at < %(cutoff)s
+   AND (id, occurred_at) IN (
        SELECT id, occurred_at FROM profiles_event
         WHERE workspace_id = %(workspace)s AND occurred_at < %(cutoff)s
         LIMIT %(limit)s)

@@ -15,7 +15,7 @@ from tests.factories import CustomerFactory
 from tests.profiles.app_role import app_role_connection
 
 NOW = datetime.now(UTC)
-PREVIOUS = ("profiles", "0006_import_jobs")
+PREVIOUS = ("profiles", "0007_event_retention_and_dedupe")
 MODEL_INDEXES = {
     "event_ws_customer_time": "(workspace_id, customer_id, occurred_at DESC)",
     "event_ws_name_time": "(workspace_id, name, occurred_at DESC)",

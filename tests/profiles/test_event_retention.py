@@ -195,7 +195,10 @@ def test_a_shorter_retention_deletes_its_own_old_rows_in_batches_and_the_default
 
     assert (result.events_deleted, result.message_ids_deleted) == (3, 3)
     assert rows(workspace, Event, "message_id") == ["d-10", "d-0"]
-    assert rows(workspace, EventMessageId, "message_id") == ["d-10", "d-0"]
+    assert rows(workspace, EventMessageId, "message_id", order_by=("message_id",)) == [
+        "d-0",
+        "d-10",
+    ]
     assert (untouched.events_deleted, untouched.message_ids_deleted) == (0, 0)
     assert rows(other_workspace, Event, "message_id") == [name for name, _ in events]
 

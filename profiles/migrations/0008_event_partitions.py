@@ -1,5 +1,5 @@
-"""The event log becomes partitioned by month of `occurred_at`; message-id dedupe moves to
-`profiles_eventmessageid`; workspaces get an event retention.
+"""The event log becomes partitioned by month of `occurred_at`; its message-id key moves to
+`profiles_eventmessageid` (0007).
 
 The conversion keeps every event and its id: a partitioned `profiles_event` is built (same
 columns, a sequence continuing above the old maximum id), with a partition for each month that
@@ -19,12 +19,10 @@ keeps only its first event, since the old table had a unique key on it.
 
 from datetime import UTC, datetime, timedelta
 
-import django.db.models.deletion
-import django.db.models.manager
 from django.conf import settings
-from django.db import migrations, models
+from django.db import migrations
 
-from masivo.tenancy.rls import EnableWorkspaceRLS, disable_sql, enable_sql
+from masivo.tenancy.rls import disable_sql, enable_sql
 from profiles.partitions import create_functions_sql, drop_functions_sql
 
 OLDEST_MONTHS_BACK = 120
@@ -149,13 +147,17 @@ def partition_events(apps, schema_editor):
             cursor.execute("SELECT masivo_event_partition_create(%s)", [month])
 
     execute("INSERT INTO profiles_event SELECT * FROM profiles_event_unpartitioned ORDER BY id")
-    # Unique in the old table already (and the new table's unique index comes at the end of
-    # the migration, with Django's deferred SQL).
+    # Unique in the old table already. Row-level security binds the owner (FORCE): lifted for
+    # the seed only, inside this transaction.
+    execute("ALTER TABLE profiles_eventmessageid NO FORCE ROW LEVEL SECURITY")
+    execute("SET CONSTRAINTS ALL IMMEDIATE")  # no pending foreign-key checks block the ALTER
     execute(
         "INSERT INTO profiles_eventmessageid (workspace_id, message_id, seen_at) "
         "SELECT workspace_id, message_id, received_at FROM profiles_event_unpartitioned WHERE received_at >= %s",
         [now - window],
     )
+    execute("ALTER TABLE profiles_eventmessageid FORCE ROW LEVEL SECURITY")
+    execute("SET CONSTRAINTS ALL DEFERRED")  # Django's foreign keys are INITIALLY DEFERRED
     execute(
         "ALTER TABLE profiles_event ADD CONSTRAINT profiles_event_pkey PRIMARY KEY (id, occurred_at)"
     )
@@ -227,52 +229,9 @@ def unpartition_events(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [
-        ("profiles", "0006_import_jobs"),
-        ("tenancy", "0003_policy_initplan"),
-    ]
+    dependencies = [("profiles", "0007_event_retention_and_dedupe")]
 
     operations = [
-        migrations.AddField(
-            model_name="profilesettings",
-            name="event_retention_days",
-            field=models.PositiveIntegerField(blank=True, null=True),
-        ),
-        migrations.CreateModel(
-            name="EventMessageId",
-            fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("message_id", models.CharField(max_length=255)),
-                ("seen_at", models.DateTimeField()),
-                (
-                    "workspace",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
-                        to="tenancy.workspace",
-                    ),
-                ),
-            ],
-            managers=[
-                ("objects", django.db.models.manager.Manager()),
-                ("all_objects", django.db.models.manager.Manager()),
-            ],
-            options={
-                "indexes": [
-                    models.Index(fields=["workspace", "seen_at"], name="event_message_id_seen")
-                ],
-                "constraints": [
-                    models.UniqueConstraint(
-                        models.F("workspace"), models.F("message_id"), name="event_message_id_once"
-                    )
-                ],
-            },
-        ),
         migrations.SeparateDatabaseAndState(
             state_operations=[
                 migrations.RemoveConstraint(model_name="event", name="event_message_id_unique"),
@@ -281,6 +240,4 @@ class Migration(migrations.Migration):
                 migrations.RunPython(partition_events, unpartition_events, elidable=False),
             ],
         ),
-        # After the seeding, which runs as the owner with no workspace in context.
-        EnableWorkspaceRLS("profiles_eventmessageid"),
     ]
