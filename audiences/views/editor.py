@@ -111,8 +111,12 @@ def audience_preview(request):
     Always 200 (htmx swaps only successful responses): invalid rules are part of the answer.
     """
     context = {}
+    text = request.POST.get("rules", "")
+    if not text.strip():  # the builder leaves out conditions not filled in yet
+        context["problem"] = "Complete a condition to see how many customers match."
+        return render(request, "audiences/_preview.html", context)
     try:
-        document = parsed_rules(request.POST.get("rules", ""))
+        document = parsed_rules(text)
         context["preview"] = selectors.audience_preview(
             workspace=request.workspace, rules_document=document
         )

@@ -160,6 +160,50 @@ def test_invalid_rules_name_the_node(api, workspace, document, errors):
         assert Audience.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("condition", "error"),
+    [
+        ({"profile": {"op": "eq", "value": "MX"}},
+         "$.root.all[1].profile.field: unknown field; use a profile field, metrics.<name>, "
+         "tags.<key> or traits.<path>"),
+        ({"profile": {"field": "", "op": "eq", "value": "MX"}},
+         "$.root.all[1].profile.field: unknown field; use a profile field, metrics.<name>, "
+         "tags.<key> or traits.<path>"),
+        ({"profile": {"field": "country", "op": "eq"}},
+         "$.root.all[1].profile.value: eq needs a value"),
+        ({"profile": {"field": "country"}},
+         "$.root.all[1].profile.op: for a text field, op is one of eq, neq, in, not_in, contains, "
+         "starts_with, ends_with, exists, not_exists, is_empty"),
+        ({"event": {"name": ""}}, "$.root.all[1].event.name: the event name is a non-empty string"),
+        ({"event": {"name": "purchase", "where": [{"property": "revenue", "op": "gt"}]}},
+         "$.root.all[1].event.where[0].value: gt needs a value"),
+        ({"all": []}, "$.root.all[1].all: must be a non-empty list of conditions"),
+    ],
+)  # fmt: skip
+def test_an_incomplete_condition_is_refused_naming_it(api, workspace, people, condition, error):
+    """What the dashboard's builder flags as incomplete, the save path refuses by its path."""
+    document = rules({"all": [MX["root"], condition]})
+    response = create(api, {"name": "Half done", "rules": document})
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"rules": [error]}
+    with workspace_scope(workspace.id):
+        assert Audience.objects.count() == 0
+
+
+def test_an_explicit_empty_text_is_a_comparison_the_api_keeps(api, workspace, people):
+    """Through the API, "" is a value (docs/audiences.md, Missing values): on a profile field it
+    matches no one with eq, everyone with neq; the dashboard's builder treats it as unfilled."""
+    never = create(api, {"name": "Never", "rules": rules(
+        {"profile": {"field": "country", "op": "eq", "value": ""}})})  # fmt: skip
+    everyone = create(api, {"name": "Everyone", "rules": rules(
+        {"profile": {"field": "country", "op": "neq", "value": ""}})})  # fmt: skip
+    assert (never.status_code, everyone.status_code) == (201, 201)
+    run_latest(workspace, never.json()["id"])
+    run_latest(workspace, everyone.json()["id"])
+    assert member_ids(workspace, never.json()["id"]) == set()
+    assert member_ids(workspace, everyone.json()["id"]) == {"ana", "beto", "carla"}
+
+
 def test_references_cycles_and_deleting_a_referenced_audience(api, workspace, people):
     base = create(api, {"name": "Mexico", "rules": MX}).json()["id"]
     derived_rules = rules(

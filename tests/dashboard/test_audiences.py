@@ -474,6 +474,16 @@ def test_the_estimate_explains_json_that_does_not_parse(member_client, workspace
     )
 
 
+@pytest.mark.parametrize("rules", ["", "  \n"])
+def test_the_estimate_of_no_complete_condition_asks_for_one(member_client, workspace, rules):
+    """The builder leaves incomplete conditions out, so the rules can be empty."""
+    response = member_client.post(url(workspace, "preview/"), {"rules": rules})
+
+    assert response.status_code == 200
+    assert response.context["problem"] == "Complete a condition to see how many customers match."
+    assert "preview" not in response.context
+
+
 def test_the_estimate_only_counts_this_workspace(member_client, workspace, other_workspace):
     with workspace_scope(other_workspace.id):
         CustomerFactory(workspace=other_workspace, country="MX")

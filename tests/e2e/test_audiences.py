@@ -239,8 +239,17 @@ def test_sizes_over_time_recalculate_now_and_editing_saved_rules(page, screensho
     expect(estimate(page)).to_have_text("0")
     where.locator(".rb-op").select_option("gt")
     where.locator(".rb-value").fill("")
+    # A filter without its value leaves the condition incomplete: flagged, not estimated.
+    expect(condition.locator(".rb-incomplete-note")).to_have_text(
+        "Incomplete: give the value of filter 1. Not counted in the estimate and not saved."
+    )
+    expect(page.locator("#estimate-result .estimate-problem")).to_have_text(
+        "Complete a condition to see how many customers match."
+    )
+    where.locator(".rb-value").fill("1000")
+    where.locator(".rb-property").fill("revenue..net")
     expect(page.locator("#estimate-result [data-error-path]")).to_have_text(
-        "$.root.all[0].event.where[0].value gt needs a value"
+        "$.root.all[0].event.where[0].property a property name (dots for nesting)"
     )
     # The problem is marked on the property filter's line, not the whole condition.
     expect(page.locator(".rb-has-error")).to_have_count(1)
@@ -347,4 +356,71 @@ def test_event_details_write_the_documented_json(page, marketer):
     }  # fmt: skip
     aggregate.locator(".rb-value").fill("600")
     expect(estimate(page)).to_have_text("0")
+    assert page.console_errors == []
+
+
+def test_incomplete_conditions_are_flagged_and_never_estimated_or_saved(
+    page, screenshot, marketer, woken
+):
+    member, workspace = marketer
+    seed(workspace)
+    sign_in(page, member.user.email)
+    page.goto(f"/w/{workspace.id}/audiences/new/")
+    page.fill("#id_name", "Mexico")
+    root = page.locator(".rb-tree > .rb-group")
+    first = root.locator(":scope > .rb-children > .rb-item > .rb-condition").first
+
+    # A new audience starts with "Country is …": incomplete until it has a value.
+    expect(first).to_have_class(re.compile(r"\brb-incomplete\b"))
+    expect(first.locator(".rb-incomplete-note")).to_have_text(
+        "Incomplete: give a value. Not counted in the estimate and not saved."
+    )
+    assert page.input_value("#id_rules") == ""
+    expect(page.locator("#estimate-result .estimate-problem")).to_have_text(
+        "Complete a condition to see how many customers match."
+    )
+    first.locator(".rb-value").fill("MX")
+    expect(estimate(page)).to_have_text("4")
+    expect(first).not_to_have_class(re.compile(r"\brb-incomplete\b"))
+    expect(first.locator(".rb-incomplete-note")).to_have_count(0)
+
+    # "+ Group" adds a blank condition: flagged, left out, and the estimate stays.
+    root.locator(":scope > .rb-group-head .rb-add-group").click()
+    blank = root.locator(":scope > .rb-children .rb-group .rb-condition").first
+    expect(blank.locator(".rb-incomplete-note")).to_have_text(
+        "Incomplete: give a value. Not counted in the estimate and not saved."
+    )
+    assert json.loads(page.input_value("#id_rules")) == {
+        "version": 1,
+        "root": {"all": [{"profile": {"field": "country", "op": "eq", "value": "MX"}}]},
+    }
+    expect(estimate(page)).to_have_text("4")
+    shoot(screenshot, page, "audience-builder-incomplete")
+
+    # Saving waits: the alert counts what is incomplete, and nothing is stored.
+    page.click("text=Create audience")
+    expect(page.locator("[data-incomplete-alert]")).to_have_text(
+        "Complete or remove the incomplete condition (marked below) before saving."
+    )
+    assert page.url.endswith(f"/w/{workspace.id}/audiences/new/")
+    with workspace_scope(workspace.id):
+        assert not Audience.objects.exists()
+    assert woken == []
+
+    # Completing it saves both conditions.
+    blank.locator(".rb-field").select_option("tier")
+    blank.locator(".rb-value").fill("gold")
+    expect(blank.locator(".rb-incomplete-note")).to_have_count(0)
+    page.click("text=Create audience")
+    page.wait_for_url(re.compile(rf"/w/{workspace.id}/audiences/\d+/$"))
+    with workspace_scope(workspace.id):
+        assert Audience.objects.get().rules == {
+            "version": 1,
+            "root": {
+                "all": [
+                    {"profile": {"field": "country", "op": "eq", "value": "MX"}},
+                    {"any": [{"profile": {"field": "tier", "op": "eq", "value": "gold"}}]},
+                ]
+            },
+        }
     assert page.console_errors == []

@@ -128,6 +128,85 @@
     return json;
   }
 
+  // -- incomplete conditions ----------------------------------------------------------------------
+  //
+  // A condition not filled in yet (no field, no value, no event): flagged where it stands, left
+  // out of the JSON (so out of the estimate and of what the form saves), and saving waits until
+  // it is completed or removed. An empty text is "no value" here; the rule language would take
+  // it, but a profile field compared with "" never matches (docs/audiences.md, Missing values).
+
+  function missingValue(value) {
+    if (value === undefined || value === null || value === "") return true;
+    if (Array.isArray(value)) return !value.length || value.some(missingValue);
+    return false;
+  }
+
+  function comparisonGap(holder, noValue) {
+    if (!holder.op || noValue.indexOf(holder.op) >= 0) return null;
+    return missingValue(holder.value) ? "give a value" : null;
+  }
+
+  Builder.prototype.incompleteReason = function (node) {
+    var body = node.body || {};
+    var noValue = this.options.no_value;
+    if (node.kind === "profile") {
+      if (!body.field) return "choose a field";
+      return comparisonGap(body, noValue);
+    }
+    if (node.kind === "event") {
+      if (typeof body.name !== "string" || !body.name.trim()) return "choose an event";
+      var where = Array.isArray(body.where) ? body.where : [];
+      for (var index = 0; index < where.length; index++) {
+        if (!where[index].property) return "name the property of filter " + (index + 1);
+        if (comparisonGap(where[index], noValue)) return "give the value of filter " + (index + 1);
+      }
+      return null;
+    }
+    if (node.kind === "audience" && !body.id) return "choose an audience";
+    return null;
+  };
+
+  // The tree without incomplete conditions, and without the groups they leave empty (null
+  // when nothing is left). Nodes keep their ids, so their elements get the saved JSON's paths.
+  Builder.prototype.complete = function (node) {
+    if (!node.group) return this.incompleteReason(node) ? null : node;
+    var children = node.children.map(this.complete, this).filter(Boolean);
+    return children.length ? { id: node.id, group: node.group, children: children } : null;
+  };
+
+  Builder.prototype.incompleteConditions = function () {
+    var found = [];
+    var builder = this;
+    (function walk(node) {
+      if (node.group) node.children.forEach(walk);
+      else if (builder.incompleteReason(node)) found.push(node);
+    })(this.root);
+    return found;
+  };
+
+  // Flag each incomplete condition with what it lacks (after every change, without a render).
+  Builder.prototype.markIncomplete = function () {
+    var builder = this;
+    (function walk(node) {
+      if (node.group) return node.children.forEach(walk);
+      var box = builder.elements[node.id];
+      if (!box) return;
+      var reason = builder.incompleteReason(node);
+      var note = box.querySelector(":scope > .rb-incomplete-note");
+      box.classList.toggle("rb-incomplete", Boolean(reason));
+      if (!reason) {
+        if (note) note.remove();
+        return;
+      }
+      box.removeAttribute("data-path"); // not in the JSON: no problem of the estimate is here
+      if (!note) {
+        note = el("p", { class: "rb-incomplete-note", role: "note" });
+        box.append(note);
+      }
+      note.textContent = "Incomplete: " + reason + ". Not counted in the estimate and not saved.";
+    })(this.root);
+  };
+
   // -- the builder --------------------------------------------------------------------------------
 
   function Builder(container) {
@@ -200,13 +279,17 @@
       this.render();
     }
     this.write();
+    this.markIncomplete();
     var stale = document.getElementById("rule-errors");
     if (stale) stale.replaceChildren();
   };
 
+  // Only complete conditions reach the textarea: with none, it is empty (nothing to estimate).
   Builder.prototype.write = function () {
-    var document_ = { version: 1, root: toJSON(this.root, "$.root", this.elements) };
-    this.input.value = JSON.stringify(document_, null, 2);
+    var root = this.complete(this.root);
+    this.input.value = root
+      ? JSON.stringify({ version: 1, root: toJSON(root, "$.root", this.elements) }, null, 2)
+      : "";
     this.input.dispatchEvent(new CustomEvent("rules-change", { bubbles: true }));
   };
 
@@ -214,7 +297,9 @@
     var focused = document.activeElement && document.activeElement.getAttribute("data-focus");
     this.elements = {};
     this.tree.replaceChildren(this.renderGroup(this.root, null));
-    toJSON(this.root, "$.root", this.elements); // paths on the elements, for error marks
+    var root = this.complete(this.root);
+    if (root) toJSON(root, "$.root", this.elements); // paths on the elements, for error marks
+    this.markIncomplete();
     if (focused) {
       var again = this.tree.querySelector('[data-focus="' + focused + '"]');
       if (again) again.focus();
@@ -898,6 +983,26 @@
     });
   }
 
+  // Saving waits for incomplete conditions: say how many, and take the person to the first.
+  function refuseIncomplete(event, builder) {
+    var section = builder.container.closest("[data-rules-only]");
+    if (section && section.hidden) return; // a list audience: no rules are saved
+    var incomplete = builder.incompleteConditions();
+    if (!incomplete.length) return;
+    event.preventDefault();
+    var count = incomplete.length;
+    var region = document.getElementById("rule-errors");
+    region.replaceChildren(el("div", { class: "alert alert-error rule-errors", role: "alert", "data-incomplete-alert": true }, [
+      el("p", { class: "strong", text: "Complete or remove the " + (count === 1 ? "incomplete condition" : count + " incomplete conditions") + " (marked below) before saving." }),
+    ]));
+    var first = builder.elements[incomplete[0].id];
+    if (first) {
+      first.scrollIntoView({ block: "center" });
+      var control = first.querySelector("select, input");
+      if (control) control.focus();
+    }
+  }
+
   function start() {
     var form = document.querySelector("[data-audience-form]");
     if (form) {
@@ -910,6 +1015,7 @@
     if (!container) return;
     var builder = new Builder(container);
     builder.start();
+    if (form) form.addEventListener("submit", function (event) { refuseIncomplete(event, builder); });
     // The estimate names the problems by JSON path: mark them in the builder.
     document.body.addEventListener("htmx:afterSwap", function (event) {
       if (event.target && event.target.id === "estimate-result") builder.showServerErrors(event.target);
