@@ -9,6 +9,7 @@ cannot store them) and lone surrogates become U+FFFD; tag keys are trimmed.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import zoneinfo
 from functools import cache
@@ -63,28 +64,65 @@ def unstorable_reason(value: str) -> str | None:
     return None
 
 
+def _clean_text(value: str) -> str:
+    return value if "\x00" not in value and value.isascii() else strip_nul(value)
+
+
 def clean_json(value: Any, *, field: str, depth: int = 0) -> Any:
-    """Free-form JSON as Postgres can store it: no NULs, bounded depth, string keys."""
+    """Free-form JSON as Postgres can store it: no NULs, bounded depth, string keys.
+
+    The tracking API runs this over every stored object of every message, so the common
+    leaves (text, integers, booleans, null) are handled in their container's loop instead of
+    a call each; the result is what the plain recursive definition gives."""
     if depth > MAX_JSON_DEPTH:
         raise InvalidInput(f"nested deeper than {MAX_JSON_DEPTH} levels", field=field)
+    kind = type(value)
+    if kind is str:
+        return _clean_text(value)
+    if kind is dict or isinstance(value, dict):
+        return _clean_dict(value, field, depth)
+    if kind is list or isinstance(value, list):
+        return _clean_list(value, field, depth)
     if isinstance(value, str):
         return strip_nul(value)
-    if isinstance(value, dict):
-        cleaned = {}
-        for key, item in value.items():
-            key = strip_nul(str(key))
-            if len(key) > MAX_KEY_LENGTH:
-                raise InvalidInput(f"a key is longer than {MAX_KEY_LENGTH} characters", field=field)
-            cleaned[key] = clean_json(item, field=f"{field}.{key}", depth=depth + 1)
-        return cleaned
-    if isinstance(value, list):
-        return [
-            clean_json(item, field=f"{field}[{index}]", depth=depth + 1)
-            for index, item in enumerate(value)
-        ]
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+    if isinstance(value, float) and not math.isfinite(value):
         raise InvalidInput("numbers must be finite", field=field)
     return value
+
+
+def _clean_dict(value: dict, field: str, depth: int) -> dict:
+    cleaned = {}
+    deepest = depth + 1 > MAX_JSON_DEPTH
+    for key, item in value.items():
+        key = _clean_text(key) if type(key) is str else strip_nul(str(key))
+        if len(key) > MAX_KEY_LENGTH:
+            raise InvalidInput(f"a key is longer than {MAX_KEY_LENGTH} characters", field=field)
+        kind = type(item)
+        if deepest:
+            clean_json(item, field=f"{field}.{key}", depth=depth + 1)  # raises
+        if kind is str:
+            cleaned[key] = _clean_text(item)
+        elif kind is int or kind is bool or item is None:
+            cleaned[key] = item
+        else:
+            cleaned[key] = clean_json(item, field=f"{field}.{key}", depth=depth + 1)
+    return cleaned
+
+
+def _clean_list(value: list, field: str, depth: int) -> list:
+    cleaned = []
+    deepest = depth + 1 > MAX_JSON_DEPTH
+    for index, item in enumerate(value):
+        kind = type(item)
+        if deepest:
+            clean_json(item, field=f"{field}[{index}]", depth=depth + 1)  # raises
+        if kind is str:
+            cleaned.append(_clean_text(item))
+        elif kind is int or kind is bool or item is None:
+            cleaned.append(item)
+        else:
+            cleaned.append(clean_json(item, field=f"{field}[{index}]", depth=depth + 1))
+    return cleaned
 
 
 def clean_object(value: Any, *, field: str) -> dict:

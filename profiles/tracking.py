@@ -11,6 +11,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from django.utils.dateparse import parse_datetime
 
 from masivo.tenancy.errors import InvalidInput
@@ -84,13 +85,26 @@ def occurred_at(item: dict, *, received_at: datetime, context: dict) -> datetime
     return corrected
 
 
+def message_size(item: dict) -> int:
+    """Bytes of the message as compact JSON (as Segment's libraries send it)."""
+    try:
+        return len(orjson.dumps(item, default=str))
+    except orjson.JSONEncodeError:  # lone surrogates, or nesting past orjson's limit
+        pass
+    try:
+        text = json.dumps(item, default=str, separators=(",", ":"))
+    except RecursionError as error:
+        raise InvalidInput("nested too deeply to measure") from error
+    return len(text.encode("utf-8", "replace"))
+
+
 def parse_segment_message(
     item: Any, *, index: int, kind: str | None, batch_context: dict, received_at: datetime
 ) -> TrackedMessage:
     """One Segment message → TrackedMessage, or InvalidInput naming the field."""
     if not isinstance(item, dict):
         raise InvalidInput("each message must be a JSON object")
-    size = len(json.dumps(item, default=str).encode())
+    size = message_size(item)
     if size > MAX_MESSAGE_BYTES:
         raise InvalidInput(f"message is {size} bytes; the limit is 32 KB")
     kind = kind or item.get("type")
@@ -185,7 +199,7 @@ def parse_native_event(item: Any, *, index: int, received_at: datetime) -> Track
     unknown = sorted(set(item) - NATIVE_EVENT_FIELDS)
     if unknown:
         raise InvalidInput("unknown field", field=unknown[0])
-    size = len(json.dumps(item, default=str).encode())
+    size = message_size(item)
     if size > MAX_MESSAGE_BYTES:
         raise InvalidInput(f"event is {size} bytes; the limit is 32 KB")
     customer_id = item.get("customer_id")

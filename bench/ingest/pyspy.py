@@ -27,12 +27,11 @@ STAGES = (
         ("parse_segment_message@tracking.py>dumps@json/__init__.py",),
     ),
     ("    timestamps (parse_datetime x2)", ("occurred_at@tracking.py",)),
-    ("  ingest_batch (the transaction)", ("ingest_batch@ingestion.py",)),
-    ("    apply_traits", ("_Batch.apply_traits@ingestion.py",)),
-    ("      Django bulk_update (CASE WHEN per field)", ("QuerySet.bulk_update@query.py",)),
-    ("    insert_events", ("_Batch.insert_events@ingestion.py",)),
+    ("  tracking_store (the transaction)", ("tracking_store@ingestion.py",)),
+    ("    erased-identifier check", ("Resolution.drop_erased@resolution.py",)),
+    ("    events_append (dedupe + insert)", ("events_append@eventlog.py",)),
     ("    the other statements", ()),
-    ("    Celery send_task after commit", ("queue_follow_up@ingestion.py",)),
+    ("    follow-up wake-up after commit", ("queue_follow_up@ingestion.py",)),
     (
         "  psycopg: SQL text built client-side (quoting, array literals)",
         ("ClientCursorMixin._execute_send@client_cursor.py", "ListDumper._dump_list@array.py"),
@@ -109,15 +108,15 @@ def summarize(path: Path, top: int = 15) -> tuple[int, list[tuple[str, float]], 
 
 def _fill_residuals(shares: dict[str, float]) -> None:
     """The two rows without frames are what their parent leaves after its named children."""
-    view = ("write-key", "JSON body", "Segment validation", "ingest_batch")
+    view = ("write-key", "JSON body", "Segment validation", "tracking_store")
     shares["  Django + DRF around the view, gunicorn HTTP"] = max(
         shares["request in a gunicorn worker (everything below)"]
         - sum(v for k, v in shares.items() if k.startswith("  ") and k.strip().startswith(view)),
         0.0,
     )
-    parts = ("apply_traits", "insert_events", "Celery")
+    parts = ("erased-identifier", "events_append", "follow-up wake-up")
     shares["    the other statements"] = max(
-        shares["  ingest_batch (the transaction)"]
+        shares["  tracking_store (the transaction)"]
         - sum(v for k, v in shares.items() if k.startswith("    ") and k.strip().startswith(parts)),
         0.0,
     )
