@@ -1,14 +1,17 @@
 """events_append: a batch stored in its order, each message id once per workspace and window."""
 
+import json
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import DatabaseError, connection, transaction
 
 from masivo.tenancy.context import workspace_scope
-from profiles.eventlog import events_append
+from profiles.eventlog import _EVENT_INSERT, events_append
 from profiles.models import Event, EventMessageId
 from profiles.retention import workspace_retention_apply
+from tests.profiles.app_role import app_role_connection
 from tests.profiles.helpers import rows
 
 pytestmark = pytest.mark.django_db
@@ -133,3 +136,37 @@ def test_events_land_in_the_partition_of_their_month_and_stragglers_in_the_defau
         )
         placed = cursor.fetchall()
     assert placed == [("now", f"profiles_event_{today:y%Ym%m}"), ("old", "profiles_event_default")]
+
+
+@pytest.mark.parametrize(("first_commits", "second_stores"), [(True, 0), (False, 1)])
+@pytest.mark.django_db(transaction=True)
+def test_a_concurrent_batch_with_the_same_id_waits_for_the_first_then_skips_or_takes_it(
+    workspace, first_commits, second_stores
+):
+    params = {
+        "workspace": workspace.id,
+        "now": NOW,
+        "source": "other",
+        "rows": json.dumps([event("m1", "second"), event("m2", "second")]),
+    }
+    outcome = {}
+    with app_role_connection() as other:
+        other.execute("SELECT set_config('masivo.workspace_id', %s, false)", [str(workspace.id)])
+
+        def second_batch():
+            outcome["stored"] = other.execute(_EVENT_INSERT, params).rowcount
+
+        waiter = threading.Thread(target=second_batch)
+        with transaction.atomic():
+            assert append(workspace, [event("m1", "first")]) == 1
+            waiter.start()
+            waiter.join(timeout=1)
+            outcome["waited"] = waiter.is_alive()
+            transaction.set_rollback(not first_commits)
+        waiter.join(timeout=10)
+
+    assert outcome == {"waited": True, "stored": second_stores + 1}
+    expected = [("m1", "first")] * first_commits + [("m1", "second")] * (not first_commits)
+    assert sorted(rows(workspace, Event, "message_id", "name")) == sorted(
+        [*expected, ("m2", "second")]
+    )
