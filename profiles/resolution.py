@@ -18,6 +18,7 @@ from datetime import datetime
 
 from django.db import connection
 
+from masivo.sql import server_bound_cursor
 from masivo.tenancy.errors import ServiceError
 from masivo.tenancy.models import Workspace
 from profiles.changes import (
@@ -148,13 +149,13 @@ class Resolution:
                     ].add(message.index)
         if not hashes:
             return
-        erased = set(
-            _fetch_pairs(
-                "SELECT identifier_hash, 1 FROM profiles_erasuretombstone "
+        with server_bound_cursor() as cursor:  # a few hundred hashes a batch
+            cursor.execute(
+                "SELECT identifier_hash FROM profiles_erasuretombstone "
                 "WHERE workspace_id = %s AND identifier_hash = ANY(%s)",
                 [self.workspace.id, list(hashes)],
             )
-        )
+            erased = {row[0] for row in cursor.fetchall()}
         dropped = {index for digest in erased for index in hashes[digest]}
         for message in self.messages:
             if message.index in dropped:
