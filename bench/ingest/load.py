@@ -284,3 +284,73 @@ def summarize(
         cycles=(len(samples) - 1) // pool if samples else 0,
         error_examples=examples,
     )
+
+
+@dataclass
+class PacedSample:
+    """One request of an open-loop run: when it was due, sent, and answered."""
+
+    due: float
+    started: float
+    finished: float
+    status: int
+    events: int
+    detail: bytes = b""
+
+
+def drive_open_loop(
+    *,
+    host: str,
+    port: int,
+    write_key: str,
+    bodies: list[bytes],
+    events_per_body: list[int],
+    rate: float,
+    seconds: float,
+    connections: int = 16,
+    path: str = "/v1/batch",
+) -> list[PacedSample]:
+    """Offer `rate` events a second for `seconds`, whatever the server does (open loop): body i
+    is due at start + i / (rate / events per body); a due request waits for a free connection,
+    and its latency counts from when it was due, so a server that falls behind shows it instead
+    of slowing the offered load down. Bodies are used in order, once each (no messageId
+    rewriting): give at least rate x seconds worth."""
+    headers = {
+        "Content-Type": "application/json",
+        "Authorization": basic_auth(write_key),
+        "User-Agent": "analytics-python/2.3.3",
+    }
+    mean_events = sum(events_per_body) / len(events_per_body)
+    interval = mean_events / rate
+    count = min(len(bodies), int(seconds / interval))
+    samples: list[PacedSample] = []
+    counter = itertools.count()
+    begin = time.perf_counter() + 0.05
+
+    def sender() -> None:
+        connection = http.client.HTTPConnection(host, port, timeout=120)
+        while (number := next(counter)) < count:
+            due = begin + number * interval
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            started = time.perf_counter()
+            try:
+                connection.request("POST", path, bodies[number], headers)
+                response = connection.getresponse()
+                data, status = response.read(), response.status
+            except (OSError, http.client.HTTPException) as error:
+                connection.close()
+                data, status = repr(error).encode(), 0
+            sample = PacedSample(due, started, time.perf_counter(), status, events_per_body[number])
+            if status != 200 or data != SUCCESS_BODY:
+                sample.detail = data[:2000]
+            samples.append(sample)
+        connection.close()
+
+    threads = [threading.Thread(target=sender, daemon=True) for _ in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(samples, key=lambda sample: sample.due)

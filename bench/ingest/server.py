@@ -34,6 +34,7 @@ MUTABLE_CUSTOMER = (
 class Workspace:
     id: int
     write_key: str
+    secret_key: str = ""
 
 
 class BenchDatabase:
@@ -77,7 +78,11 @@ class BenchDatabase:
             str(VENV_BIN / "masivo"), "workspace", "create", name, "--org", "Bench", "--json"
         )
         result = json.loads(output)
-        return Workspace(id=result["workspace"]["id"], write_key=result["keys"]["write"])
+        return Workspace(
+            id=result["workspace"]["id"],
+            write_key=result["keys"]["write"],
+            secret_key=result["keys"].get("secret", ""),
+        )
 
     def admin(self) -> psycopg.Connection:
         return psycopg.connect(self.admin_db_url, autocommit=True)
@@ -313,6 +318,78 @@ class Gunicorn:
         for line in self.log_path.read_text(errors="replace").splitlines():
             if "Internal Server Error" in line:
                 counts["internal errors"] += 1
+            elif match := re.match(r"^psycopg\.errors\.(\w+): ", line):
+                counts[match[1]] += 1
+        return counts
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class CeleryProcess:
+    """`celery -A masivo worker` (or `beat`) in a subprocess, with the arguments `masivo up`
+    gives it (masivo/cli.py), against the bench database and Redis."""
+
+    def __init__(
+        self,
+        database: BenchDatabase,
+        *,
+        kind: str = "worker",
+        concurrency: int = 1,
+        log_path: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+    ):
+        self.database = database
+        self.kind = kind
+        self.concurrency = concurrency
+        self.extra_env = extra_env or {}
+        self.process: subprocess.Popen | None = None
+        self.log_path = log_path or Path(f"/tmp/masivo-bench-celery-{kind}-{os.getpid()}.log")  # noqa: S108
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "celery", "-A", "masivo", "--quiet", self.kind,
+                   "--loglevel", "INFO"]  # fmt: skip
+        if self.kind == "worker":
+            command += ["--concurrency", str(self.concurrency), "--without-gossip",
+                        "--without-mingle"]  # fmt: skip
+        else:
+            command += ["--scheduler", "django_celery_beat.schedulers:DatabaseScheduler",
+                        "--pidfile", ""]  # fmt: skip
+        log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            command,
+            cwd=PROJECT_ROOT,
+            env=self.database.env | self.extra_env,
+            stdout=log,
+            stderr=log,
+        )
+        if self.kind == "worker":
+            self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 60) -> None:
+        """Ready once the pool's processes exist and the log says the worker is ready."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"celery {self.kind} exited; see {self.log_path}")
+            if "ready." in self.log_path.read_text(errors="replace"):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"celery {self.kind} did not start; see {self.log_path}")
+
+    def logged_errors(self) -> Counter:
+        """Failed tasks and database errors in the worker's log."""
+        counts: Counter = Counter()
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if re.search(r"Task \S+\[[^]]+\] raised unexpected", line):
+                counts["task failed"] += 1
             elif match := re.match(r"^psycopg\.errors\.(\w+): ", line):
                 counts[match[1]] += 1
         return counts

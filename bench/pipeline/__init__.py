@@ -1,0 +1,1 @@
+"""End-to-end benchmark: ingestion and the follow-up together (see README.md)."""
