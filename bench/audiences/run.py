@@ -539,6 +539,7 @@ class Bench:
         shares = [share for _, share in generate.EVENT_MIX]
         weights = [b - a for a, b in zip([0.0, *shares], shares, strict=False)]
         run_id = time.time_ns()
+        watch = CpuWatch(self.backend_pids())
         evaluate, pipeline = [], []
         for number, (customer_id, external_id, activity) in enumerate(
             self.realtime_samples(self.args.realtime_events)
@@ -603,6 +604,21 @@ class Bench:
         for label, index in (("`realtime_evaluate_events`", 0), ("`process_events_now`", 1)):
             median = statistics.median(row[index] for row in batches) * 1000
             say(f"| {label} | {median:.1f} ms | {median / size:.2f} ms |")
+        others, ours, seconds = watch.stop()
+        say(
+            f"\nInterference: during the {seconds:.0f} s of timed real time, other processes "
+            f"used {others:.2f} of the machine's {os.cpu_count()} CPUs on average (this "
+            f"benchmark and its database sessions {ours:.2f})."
+        )
+
+    def backend_pids(self) -> list[int]:
+        """The server processes of this benchmark's two sessions (their CPU is ours)."""
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            (app,) = cursor.fetchone()
+        return [app, self.admin.execute("SELECT pg_backend_pid()").fetchone()[0]]
 
     def realtime_samples(self, count: int) -> list[tuple[int, str, int]]:
         """Identified customers drawn in proportion to their activity (a random past event's
@@ -749,6 +765,38 @@ class Bench:
             say(f"\n### EXPLAIN of rule ({rule.key[1]}), no pending changes\n")
             say("App (app role, RLS):\n\n```\n" + app_plan + "\n```\n")
             say("Hand-written (superuser):\n\n```\n" + sql_plan + "\n```")
+
+
+class CpuWatch:
+    """CPU used by everything else on the machine (other engineers' tests and benchmarks)
+    while a phase runs: all CPU time from /proc/stat minus this process's and its database
+    sessions' (on Linux, with the server on this machine; zeros elsewhere)."""
+
+    def __init__(self, pids: list[int]):
+        self.pids = pids
+        self.start = self.sample()
+
+    def sample(self) -> tuple[float, float, float]:
+        try:
+            with open("/proc/stat") as stat:
+                fields = [int(value) for value in stat.readline().split()[1:]]
+            busy = sum(fields) - fields[3] - fields[4]  # all but idle and iowait
+            ours = 0
+            for pid in self.pids:
+                with open(f"/proc/{pid}/stat") as stat:
+                    ours += sum(int(v) for v in stat.read().rsplit(")", 1)[1].split()[11:13])
+        except OSError:
+            return 0.0, 0.0, time.monotonic()
+        ticks = os.sysconf("SC_CLK_TCK")
+        times = os.times()
+        return busy / ticks, ours / ticks + times.user + times.system, time.monotonic()
+
+    def stop(self) -> tuple[float, float, float]:
+        """(others' CPUs on average, ours, seconds)."""
+        busy, ours, at = self.sample()
+        seconds = at - self.start[2]
+        others = (busy - self.start[0]) - (ours - self.start[1])
+        return max(others, 0) / seconds, (ours - self.start[1]) / seconds, seconds
 
 
 def _cause_params(workspace_id: int, audience_id: int, now) -> dict:
