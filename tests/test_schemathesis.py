@@ -9,20 +9,25 @@ object of the workspace, so that operations answer more than 404.
 """
 
 import base64
+import os
+import re
 
+import phonenumbers
 import pytest
 import schemathesis
 from django.core import signals
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
-from hypothesis import HealthCheck
+from hypothesis import HealthCheck, strategies
 from hypothesis import settings as hypothesis_settings
+from phonenumbers import PhoneNumberFormat
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from masivo.tenancy.context import workspace_scope
 from masivo.tenancy.models import ApiKey
 from masivo.tenancy.services import api_key_create
+from profiles.api.serializers import PHONE_PATTERN
 from tests.factories import (
     AudienceFactory,
     CustomerFactory,
@@ -54,6 +59,8 @@ CONFIG = SchemathesisConfig.from_dict(
 schema = schemathesis.openapi.from_wsgi(
     "/api/v1/schema/?format=json", get_wsgi_application(), config=CONFIG
 )
+if os.environ.get("SCHEMATHESIS_OPERATIONS"):  # locally: a regex of labels, "PATCH /api/v1/c"
+    schema = schema.include(name_regex=os.environ["SCHEMATHESIS_OPERATIONS"])
 
 # The object each {id} of a path names, by path prefix (the first match wins).
 PATH_OBJECTS = [
@@ -72,41 +79,50 @@ PATH_OBJECTS = [
 # rightly a 400, so a case meant to be valid leaves them out.
 OPAQUE_QUERY = {"cursor": "/api/v1/", "after": "/api/v1/audiences/", "since": "/api/v1/audiences/"}
 
-# Where a check cannot hold, and why: the schema cannot say what the server knows (validity
-# that depends on stored data or a library), or the behaviour is deliberate. Keep this short.
+# Where a check cannot hold, and why: validity that depends on stored data or on a file's
+# contents, which a schema cannot say. Keep this short; the tracking API is its own entry.
 VALIDITY_THE_SCHEMA_CANNOT_SAY = {
     "POST /api/v1/audiences": "rules name the workspace's fields and events (docs/audiences.md)",
     "PATCH /api/v1/audiences/{id}": "rules name the workspace's fields and events",
     "POST /api/v1/audiences/preview": "rules name the workspace's fields and events",
     "POST /api/v1/audiences/{id}/members": "the ids must be customers of the workspace",
-    "POST /api/v1/customers": "a phone must be a real number (libphonenumber), not only E.164",
-    "PATCH /api/v1/customers/{id}": "a phone must be a real number (libphonenumber)",
-    "POST /api/v1/events": "a customer_id must be a customer of the workspace",
-    "POST /api/v1/api-keys": "a secret key needs a role, a write key has none",
     "PATCH /api/v1/customers/{id}/tags": "a tag key is 1 to 255 characters (OpenAPI 3.0 cannot "
     "bound a map's keys)",
-    "PATCH /api/v1/workspace": "the time zone must be an IANA name (documented as a string)",
+    # And a phone is a number libphonenumber finds valid: `format: phone` (generated below),
+    # which the coverage phase and the fuzzer's constants from the source do not know.
+    "POST /api/v1/customers": "tag keys (as above) and phones (format: phone)",
+    "PATCH /api/v1/customers/{id}": "tag keys (as above) and phones (format: phone)",
     # Multipart: the file must be a UTF-8 CSV with the columns it maps; these uploads have
     # their own tests (tests/profiles/test_imports*.py, tests/audiences/test_lists*.py).
     "POST /api/v1/customer-imports": "the file must be a UTF-8 CSV",
     "POST /api/v1/audiences/{id}/uploads": "the file must be a UTF-8 CSV",
+    # The tracking API is being rewritten (issue 9 leaves it as it is).
+    "POST /api/v1/events": "a customer_id must be a customer of the workspace",
     **{
         f"POST /v1/{kind}": "a Segment message: its spec decides which ids it needs"
         for kind in ("identify", "track", "page", "screen", "group", "alias", "batch", "import")
     },
 }
 LENIENCY_BY_DESIGN = {
-    "GET /api/v1/customers": "updated_since may omit the zone (UTC) or the time",
-    "GET /api/v1/events": "since may omit the zone (UTC) or the time",
-    # A number given for a text field is read as its digits (DRF's CharField, the profile
-    # fields' clean_text): {"tier": 3} stores "3".
-    "POST /api/v1/customers": "a number for a text field is read as its text",
-    "PATCH /api/v1/customers/{id}": "a number for a text field is read as its text",
-    "POST /api/v1/api-keys": "a number for the name is read as its text",
-    "PATCH /api/v1/profile-settings": "numbers in the name lists are read as their text",
     "POST /api/v1/events": "a batch stores its valid events and rejects the others, each with "
     "its reason (200); only a batch with no valid event is a 400",
 }
+
+
+def _valid_phone_numbers() -> list[str]:
+    """`format: phone` (profiles' PhoneField): numbers libphonenumber finds valid, as E.164 and
+    as people write them."""
+    numbers = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        example = phonenumbers.example_number(region)
+        if example is not None:
+            numbers.append(phonenumbers.format_number(example, PhoneNumberFormat.E164))
+            numbers.append(phonenumbers.format_number(example, PhoneNumberFormat.INTERNATIONAL))
+    assert all(re.match(PHONE_PATTERN, number) for number in numbers)
+    return numbers
+
+
+schemathesis.openapi.format("phone", strategies.sampled_from(_valid_phone_numbers()))
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from masivo.tenancy.api.strict import RefusesUnknownFields
+from masivo.tenancy.api.strict import RefusesUnknownFields, StrictCharField
 from profiles import normalize
 from profiles.models import (
     ConsentChange,
@@ -61,6 +61,37 @@ class TagValueField(serializers.JSONField):
     """Documents a tag's value; the service checks it (normalize.clean_tags)."""
 
 
+# The form of `format: phone` ("+" and the country code, digits, spaces, dots or hyphens); if the
+# number exists is libphonenumber's to say.
+PHONE_PATTERN = r"^\+[0-9][0-9 .-]{3,24}$"
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "format": "phone",
+        "pattern": PHONE_PATTERN,
+        "nullable": True,
+        "description": "a valid phone number in international form (+ and the country code); "
+        "stored as E.164",
+    }
+)
+class PhoneField(serializers.CharField):
+    """Documents a phone: `format: phone` is a number libphonenumber finds valid (the service
+    checks it, profiles.normalize.clean_phone); tests/test_schemathesis.py generates such."""
+
+
+@extend_schema_field(
+    {
+        "nullable": True,
+        "description": "YYYY-MM-DD; null or empty clears it",
+        "oneOf": [{"type": "string", "format": "date"}, {"type": "string", "maxLength": 0}],
+    }
+)
+class BlankableDateField(serializers.DateField):
+    """Documents a date the service also takes as "" (clear it), like the other profile fields."""
+
+
 class CustomerIn(RefusesUnknownFields):
     """Documents the body; validation and normalization happen in the service (shared with
     imports and the tracking API). Unknown fields are refused."""
@@ -71,9 +102,7 @@ class CustomerIn(RefusesUnknownFields):
     email = serializers.EmailField(
         required=False, allow_null=True, allow_blank=True, help_text="lower-cased"
     )
-    phone = serializers.CharField(
-        required=False, allow_null=True, allow_blank=True, help_text="stored as E.164"
-    )
+    phone = PhoneField(required=False, allow_null=True, allow_blank=True)
     first_name = serializers.CharField(
         required=False, allow_null=True, allow_blank=True, max_length=100
     )
@@ -83,7 +112,7 @@ class CustomerIn(RefusesUnknownFields):
     gender = serializers.ChoiceField(
         Customer.Gender.choices, required=False, allow_null=True, allow_blank=True
     )
-    birth_date = serializers.DateField(required=False, allow_null=True)
+    birth_date = BlankableDateField(required=False, allow_null=True)
     country = serializers.ChoiceField(
         sorted(normalize._countries()),
         required=False,
@@ -264,10 +293,10 @@ class ProfileSettingsOut(serializers.ModelSerializer):
 class ProfileSettingsIn(serializers.Serializer):
     consent_regime = serializers.ChoiceField(ProfileSettings.ConsentRegime.choices, required=False)
     purchase_event_names = serializers.ListField(
-        child=serializers.CharField(max_length=200), required=False, max_length=20
+        child=StrictCharField(max_length=200), required=False, max_length=20
     )
     purchase_value_properties = serializers.ListField(
-        child=serializers.CharField(max_length=255), required=False, max_length=10
+        child=StrictCharField(max_length=255), required=False, max_length=10
     )
     device_token_ttl_days = serializers.IntegerField(min_value=1, max_value=3650, required=False)
     max_identities_per_customer = serializers.IntegerField(

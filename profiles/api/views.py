@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from masivo.tenancy.api.pagination import CursorPagination
 from masivo.tenancy.api.permissions import HasWorkspaceRole
+from masivo.tenancy.api.strict import refuse_non_strings
 from masivo.tenancy.api.views import WorkspaceAPIView
 from masivo.tenancy.errors import InvalidInput
 from masivo.tenancy.roles import Permission
@@ -35,17 +36,21 @@ class NewestEventsFirst(CursorPagination):
 
 def _since(request, name: str):
     value = request.query_params.get(name)
-    if not value:
+    if value is None:
         return None
     try:
-        parsed = parse_datetime(value)
+        parsed = parse_datetime(value)  # "" is no date-time either: a 400, as the schema says
     except ValueError:  # well-formed but impossible, like February 30
         parsed = None
     if parsed is None:
         raise exceptions.ValidationError({name: ["must be an ISO 8601 date-time"]})
+    if parsed.tzinfo is None:  # ambiguous: the schema's date-time (RFC 3339) has a zone
+        raise exceptions.ValidationError(
+            {name: ["must be an ISO 8601 date-time with a time zone (Z or ±hh:mm)"]}
+        )
     try:
         # In UTC: PostgreSQL refuses offsets past 15:59 that Python parses (-22:34).
-        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
     except OverflowError as error:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
         raise exceptions.ValidationError({name: ["must be an ISO 8601 date-time"]}) from error
 
@@ -96,6 +101,7 @@ class CustomerListView(WorkspaceAPIView):
         summary="Create, or update the customer with the same external_id (else email)",
     )
     def post(self, request):
+        refuse_non_strings(request.data, s.PROFILE_FIELD_NAMES)
         customer, created = customer_services.customer_upsert(
             workspace=self.workspace, data=request.data
         )
@@ -112,7 +118,9 @@ class CustomerDetailView(CustomerScopedView):
 
     @extend_schema(request=s.CustomerIn, responses=s.CustomerOut, summary="Update fields")
     def patch(self, request, id):
-        customer = customer_services.customer_update(customer=self.customer(), data=request.data)
+        customer = self.customer()  # another workspace's is a 404 whatever the body
+        refuse_non_strings(request.data, s.PROFILE_FIELD_NAMES)
+        customer = customer_services.customer_update(customer=customer, data=request.data)
         return Response(s.CustomerOut(customer).data)
 
     @extend_schema(request=None, responses={204: None}, summary="Delete with events and devices")

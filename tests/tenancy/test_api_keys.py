@@ -168,3 +168,32 @@ def test_list_is_cursor_paginated_newest_first(api, workspace):
     second = api.get(first["next"]).json()
     assert [item["name"] for item in second["results"]] == ["k0", "admin key"]
     assert second["next"] is None
+
+
+@pytest.mark.parametrize("name", [3, True, ["x"]])
+def test_a_name_that_is_not_a_string_is_a_400(api, workspace, name):
+    response = api.post(
+        "/api/v1/api-keys", {"name": name, "kind": "write"}, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"name": ["must be a string"]}
+    assert [key["name"] for key in api.get("/api/v1/api-keys").json()["results"]] == ["admin key"]
+
+
+def test_the_schema_documents_the_two_shapes_of_a_new_key(api):
+    schema = api.get("/api/v1/schema/?format=json").json()
+    body = schema["paths"]["/api/v1/api-keys"]["post"]["requestBody"]["content"]
+    components = schema["components"]["schemas"]
+    assert body["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ApiKeyCreateRequest"
+    }
+    assert components["ApiKeyCreateRequest"] == {
+        "oneOf": [
+            {"$ref": "#/components/schemas/SecretKeyCreateInRequest"},
+            {"$ref": "#/components/schemas/WriteKeyCreateInRequest"},
+        ]
+    }
+    assert components["SecretKeyCreateInRequest"]["required"] == ["name", "role"]
+    assert components["WriteKeyCreateInRequest"]["required"] == ["kind", "name"]
+    assert components["WriteKeyCreateInKindEnum"]["enum"] == ["write"]
+    assert components["SecretKeyCreateInKindEnum"]["enum"] == ["secret"]

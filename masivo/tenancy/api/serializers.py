@@ -1,7 +1,10 @@
+import zoneinfo
+
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
+from masivo.tenancy.api.strict import StrictCharField
 from masivo.tenancy.models import ApiKey, Invitation, Member, Organization, Workspace
 from masivo.tenancy.roles import Role
 
@@ -21,8 +24,13 @@ class WorkspaceOut(serializers.ModelSerializer):
 
 
 class WorkspaceUpdateIn(serializers.Serializer):
-    name = serializers.CharField(max_length=200, required=False)
-    timezone = serializers.CharField(max_length=64, required=False)
+    name = StrictCharField(max_length=200, required=False)
+    timezone = serializers.ChoiceField(
+        sorted(zoneinfo.available_timezones()),
+        required=False,
+        help_text="an IANA time zone",
+        error_messages={"invalid_choice": "'{input}' is not an IANA time zone"},
+    )
 
 
 class ApiKeyOut(serializers.ModelSerializer):
@@ -51,7 +59,9 @@ class ApiKeyCreatedOut(ApiKeyOut):
 
 
 class ApiKeyCreateIn(serializers.Serializer):
-    name = serializers.CharField(max_length=100)
+    """Validates the body; the schema documents it as one of the two shapes below."""
+
+    name = StrictCharField(max_length=100)
     kind = serializers.ChoiceField(choices=ApiKey.Kind.choices, default=ApiKey.Kind.SECRET)
     role = serializers.ChoiceField(
         choices=[Role.ADMIN, Role.MARKETER, Role.VIEWER],
@@ -63,6 +73,42 @@ class ApiKeyCreateIn(serializers.Serializer):
         if attrs["kind"] == ApiKey.Kind.SECRET and not attrs.get("role"):
             raise serializers.ValidationError({"role": ["a secret key needs a role"]})
         return attrs
+
+
+# The two shapes of ApiKeyCreateIn, for the schema only. The choices are spelled like the
+# model's, so that the schema's enums stay ApiKeyKindEnum and KeyRoleEnum.
+KEY_ROLES = [(Role.ADMIN, "Admin"), (Role.MARKETER, "Marketer"), (Role.VIEWER, "Viewer")]
+
+
+@extend_schema_field({"type": "string", "enum": [ApiKey.Kind.SECRET.value]})
+class _SecretKind(serializers.CharField):
+    pass
+
+
+@extend_schema_field({"type": "string", "enum": [ApiKey.Kind.WRITE.value]})
+class _WriteKind(serializers.CharField):
+    pass
+
+
+class SecretKeyCreateIn(serializers.Serializer):
+    name = StrictCharField(max_length=100)
+    kind = _SecretKind(required=False, help_text="secret (the default)")
+    role = serializers.ChoiceField(choices=KEY_ROLES)
+
+
+class WriteKeyCreateIn(serializers.Serializer):
+    name = StrictCharField(max_length=100)
+    kind = _WriteKind()
+    role = serializers.ChoiceField(
+        choices=KEY_ROLES, required=False, help_text="ignored: a write key has no role"
+    )
+
+
+API_KEY_CREATE_SCHEMA = PolymorphicProxySerializer(
+    component_name="ApiKeyCreate",
+    serializers=[SecretKeyCreateIn, WriteKeyCreateIn],
+    resource_type_field_name=None,
+)
 
 
 class MemberOut(serializers.ModelSerializer):

@@ -63,7 +63,7 @@ class ApiKeyListView(WorkspaceAPIView):
         return self.get_paginated_response(s.ApiKeyOut(page, many=True).data)
 
     @extend_schema(
-        request=s.ApiKeyCreateIn,
+        request=s.API_KEY_CREATE_SCHEMA,
         responses={201: s.ApiKeyCreatedOut},
         summary="Create a key; the token is shown once",
     )
