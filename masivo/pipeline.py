@@ -33,6 +33,7 @@ SWEEP_AFTER = timedelta(minutes=1)
 
 FOLLOW_UP_LOCK_NAMESPACE = 7303  # pg_try_advisory_xact_lock(namespace, workspace id)
 BUSY_RETRY_SECONDS = 1
+BATCHES_PER_TASK = 10  # then the task queues itself again behind other workspaces
 
 
 def _follow_up_lock(workspace: Workspace) -> bool:
@@ -85,7 +86,7 @@ def process_events(*, workspace_id: int) -> int:
     # Batches stored from now on wake a new run (this one may have claimed before them).
     follow_up_pending_clear(workspace_id=workspace.id)
     try:
-        return process_events_now(workspace=workspace)
+        processed = process_events_now(workspace=workspace, max_batches=BATCHES_PER_TASK)
     except FollowUpBusy:
         # The running follow-up may finish before it sees what woke this one: look again
         # shortly instead of holding a worker on the lock.
@@ -93,6 +94,10 @@ def process_events(*, workspace_id: int) -> int:
             kwargs={"workspace_id": workspace.id}, countdown=BUSY_RETRY_SECONDS
         )
         return 0
+    if processed >= BATCHES_PER_TASK * CLAIM_BATCH:
+        # A backlog: go to the back of the queue, so other workspaces' follow-ups get a turn.
+        process_events.delay(workspace_id=workspace.id)
+    return processed
 
 
 @shared_task(name="masivo.pipeline.sweep_unprocessed_events")

@@ -96,3 +96,22 @@ def test_one_wake_up_is_pending_per_workspace_at_a_time(
         raw_tracking.post("track", {"userId": "u1", "event": "Buy", "messageId": "b"})
 
     assert queue.llen("celery") == before + 2
+
+
+def test_a_busy_workspace_does_not_hold_up_another(
+    raw_tracking, workspace, other_workspace, other_session_lock
+):
+    """Workspace A's follow-up is held elsewhere (a slow run on another worker); B's runs."""
+    from masivo.tenancy.services import api_key_create
+    from tests.profiles.conftest import TrackingClient
+
+    with workspace_scope(other_workspace.id):
+        key = api_key_create(workspace=other_workspace, kind="write", name="app").token
+    TrackingClient(key).post("track", {"userId": "b1", "event": "Buy", "messageId": "1"})
+    raw_tracking.post("track", {"userId": "a1", "event": "Buy", "messageId": "1"})
+
+    assert process_events(workspace_id=other_workspace.id) == 1
+    assert process_events(workspace_id=workspace.id) == 0
+
+    assert rows(other_workspace, Customer, "external_id") == ["b1"]
+    assert rows(workspace, Customer, "external_id") == []
