@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import ProgrammingError, connection
 
 from audiences.rules.ast import Rules, parse_rules
@@ -205,10 +206,11 @@ def _parameter_type(value) -> str | None:
 
 def execute_prepared(cursor, sql: str, params: dict) -> None:
     """`cursor.execute(sql, params)` (named placeholders), through a prepared statement of
-    this connection."""
+    this connection. `MASIVO_REALTIME_PREPARED_STATEMENTS = False` (a setting) runs it as is:
+    behind a proxy that pools transactions, a session's prepared statements are not there."""
     order = list(dict.fromkeys(name for name in _PLACEHOLDER.findall(sql) if name))
     types = [_parameter_type(params[name]) for name in order]
-    if None in types:
+    if None in types or not getattr(settings, "MASIVO_REALTIME_PREPARED_STATEMENTS", True):
         cursor.execute(sql, params)
         return
     numbers = {name: f"${number}" for number, name in enumerate(order, start=1)}

@@ -13,6 +13,7 @@ and both must leave the same members in each audience and report the same entere
 
 import pytest
 from django.db import ProgrammingError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -174,3 +175,20 @@ def test_a_prepared_statement_dropped_behind_its_back_fails_once_then_works(work
         assert realtime_memberships_update(workspace=workspace, changes=changes, now=NOW) == {
             audience.id: (0, 0)
         }
+
+
+def test_without_prepared_statements_the_same_is_written(workspace, settings):
+    settings.MASIVO_REALTIME_PREPARED_STATEMENTS = False
+    with workspace_scope(workspace.id):
+        buyer = CustomerFactory(workspace=workspace)
+        tracked(workspace, buyer, "purchase", "50% off")
+        audience = realtime_audience(
+            workspace, "buyers", {"all": [{"event": {"name": "purchase"}},
+                                          {"event": {"name": "50% off"}}]}, {}, ()
+        )  # fmt: skip
+        changes = {buyer.id: {"event:purchase"}}
+        with CaptureQueriesContext(connection) as queries:
+            assert realtime_memberships_update(workspace=workspace, changes=changes, now=NOW) == {
+                audience.id: (1, 0)
+            }
+        assert not [q for q in queries if q["sql"].startswith(("PREPARE", "EXECUTE"))]
