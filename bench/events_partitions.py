@@ -135,7 +135,7 @@ def main() -> None:
         help="a superuser URL (creates the roles and the scratch database, runs the baseline)",
     )  # fmt: skip
     parser.add_argument("--events", type=int, default=2_000_000)
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs per reader and state")
+    parser.add_argument("--repeat", type=int, default=3, help="timed rounds per reader and state")
     parser.add_argument("--explain", action="store_true", help="print every plan in full")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args()
