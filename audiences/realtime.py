@@ -39,7 +39,7 @@ from audiences.realtime_cache import (
     realtime_index_load,
 )
 from audiences.recalculation import in_dependency_order
-from audiences.rules.ast import parse_rules
+from audiences.rules.ast import AudienceCondition, Rules, parse_rules
 from audiences.rules.batch import BatchCompiler
 from audiences.rules.evaluator import Evaluator, Facts
 from masivo.tenancy.models import Workspace
@@ -159,7 +159,14 @@ def _apply_judged(index, touched, judged: _Judged, concerned, workspace_id: int,
         customers &= set(judged.members)
         stale &= customers
         matching = {cid for cid in customers if audience.id in judged.matching[cid]}
-        if stale:
+        if stale and _references_only(audience.rules):
+            # Nothing but memberships to read, and they are known: no statement.
+            evaluator = Evaluator(audience.rules, now=now)
+            again = {
+                c for c in stale if evaluator.matches(Facts({}, memberships=judged.members[c]))
+            }
+            matching = (matching - stale) | again
+        elif stale:
             again = _judge_batch(index, [audience], sorted(stale), now)
             if again is None:
                 raise RealtimeIndexUnstable(f"audience {audience.id} changed during a batch")
@@ -180,6 +187,10 @@ def _apply_judged(index, touched, judged: _Judged, concerned, workspace_id: int,
         for cid in leaving:
             judged.members[cid].discard(audience.id)
     return results
+
+
+def _references_only(rules: Rules) -> bool:
+    return all(isinstance(leaf, AudienceCondition) for leaf in rules.leaves())
 
 
 def realtime_evaluate_events(

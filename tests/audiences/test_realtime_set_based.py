@@ -192,3 +192,36 @@ def test_without_prepared_statements_the_same_is_written(workspace, settings):
                 audience.id: (1, 0)
             }
         assert not [q for q in queries if q["sql"].startswith(("PREPARE", "EXECUTE"))]
+
+
+@pytest.mark.parametrize(("is_member", "companion_after"), [(True, "buyer"), (False, "lapsed")])
+def test_an_audience_made_only_of_references_is_judged_on_the_moved_membership(
+    workspace, is_member, companion_after
+):
+    """The buyer enters `main` and the lapsed customer leaves it, in the same batch."""
+    with workspace_scope(workspace.id):
+        buyer, lapsed = CustomerFactory(workspace=workspace), CustomerFactory(workspace=workspace)
+        tracked(workspace, buyer, "purchase")
+        main = realtime_audience(
+            workspace, "main", {"event": {"name": "purchase"}}, {}, [lapsed.id]
+        )
+        companion = realtime_audience(
+            workspace,
+            "companion",
+            {"all": [{"audience": {"id": "main", "in": is_member}}]},
+            {"main": main.id},
+            [buyer.id] if is_member else [lapsed.id],
+        )
+        audiences = [main, companion]
+        changes = {buyer.id: {"event:purchase"}, lapsed.id: {"event:purchase"}}
+        with transaction.atomic():
+            expected = per_customer(workspace, audiences, changes)
+            expected_members = memberships(audiences)
+            transaction.set_rollback(True)
+        with CaptureQueriesContext(connection) as queries:
+            answered = realtime_memberships_update(workspace=workspace, changes=changes, now=NOW)
+        assert (answered, memberships(audiences)) == (expected, expected_members)
+        after = {"buyer": buyer.id, "lapsed": lapsed.id}[companion_after]
+        assert expected_members == {"main": {buyer.id}, "companion": {after}}
+        # The companion was judged again in Python: one evaluation statement in all.
+        assert len([q for q in queries if "_rt_members" in q["sql"]]) == 1
