@@ -75,12 +75,14 @@ def _resolve_references(node, ids: dict[str, int]):
     return node
 
 
-def create_audiences(*, base_url: str, secret_key: str) -> dict[str, tuple[str, int]]:
-    """POST /api/v1/audiences for each rule (real time, daily schedule), referenced audiences
-    first; returns name → (shape, id)."""
-    created: dict[str, tuple[str, int]] = {}
-    ids: dict[str, int] = {}
-    for shape, audiences in SHAPES:
+def create_audiences(
+    *, base_url: str, secret_key: str, shapes=SHAPES, created: dict | None = None
+) -> dict[str, tuple[str, int]]:
+    """POST /api/v1/audiences for each rule of `shapes` (real time, daily schedule); references
+    name audiences in `created` or earlier in `shapes`. Returns name → (shape, id)."""
+    created = dict(created or {})
+    ids = {name: audience_id for name, (_shape, audience_id) in created.items()}
+    for shape, audiences in shapes:
         for name, root in audiences:
             body = {
                 "name": name,

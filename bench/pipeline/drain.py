@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from psycopg import sql
@@ -47,16 +47,22 @@ class Backlog:
 _REPEAT_EVENTS = """
 INSERT INTO profiles_event (workspace_id, type, name, properties, occurred_at, received_at,
                             message_id, customer_id, user_id, anonymous_id, context, source)
-SELECT workspace_id, type, name, properties, occurred_at, now(), %(prefix)s || message_id, NULL,
-       user_id, anonymous_id, context, source
+SELECT workspace_id, type, name, properties, occurred_at,
+       %(base)s::timestamptz
+           + ((%(offset)s + row_number() OVER (ORDER BY id) - 1) / %(batch)s)
+             * interval '1 microsecond',
+       %(prefix)s || message_id, NULL, user_id, anonymous_id, context, source
   FROM profiles_event
  WHERE workspace_id = %(ws)s AND id BETWEEN %(first)s AND %(last)s
  ORDER BY id
  LIMIT %(limit)s
 """
+# received_at: one value per batch of 100, increasing with the id, as the tracking API stores
+# them (a million rows with one received_at would make the claim's ORDER BY received_at, id
+# sort them all).
 _REPEAT_IDS = """
 INSERT INTO profiles_eventmessageid (workspace_id, message_id, seen_at)
-SELECT workspace_id, message_id, now() FROM profiles_event
+SELECT workspace_id, message_id, received_at FROM profiles_event
  WHERE workspace_id = %(ws)s AND id > %(after)s
 """
 
@@ -76,17 +82,19 @@ def store_backlog(
     copy_seconds = generate_seconds = 0.0
     distinct = min(distinct, events)
     copied = 0
+    base = datetime.now(UTC)
     with psycopg.connect(database.admin_db_url) as connection:
         before = connection.execute("SELECT coalesce(max(id), 0) FROM profiles_event").fetchone()
         while copied < distinct:
             started = time.perf_counter()
             count = max(min(chunk, distinct - copied) // batch_size, 1)
-            received_at = datetime.now(UTC)
-            rows = baseline.stored_rows(
-                stream.batches(count, batch_size), workspace_id=workspace_id, customer_ids={},
-                received_at=received_at, prefix=prefix,
-            )  # fmt: skip
-            flat = [row for batch in rows for row in batch]
+            flat = []
+            for number, body in enumerate(stream.batches(count, batch_size)):
+                received_at = base + timedelta(microseconds=copied // batch_size + number)
+                flat += baseline.stored_rows(
+                    [body], workspace_id=workspace_id, customer_ids={}, received_at=received_at,
+                    prefix=prefix,
+                )[0]  # fmt: skip
             generate_seconds += time.perf_counter() - started
             started = time.perf_counter()
             with connection.cursor() as cursor:
@@ -95,7 +103,7 @@ def store_backlog(
                         copy.write_row(row)
                 with cursor.copy(id_copy) as copy:
                     for row in flat:
-                        copy.write_row((workspace_id, row[6], received_at))
+                        copy.write_row((workspace_id, row[6], row[5]))
             copy_seconds += time.perf_counter() - started
             copied += len(flat)
         started = time.perf_counter()
@@ -108,7 +116,8 @@ def store_backlog(
             cycle += 1
             after = connection.execute("SELECT max(id) FROM profiles_event").fetchone()[0]
             params = {"ws": workspace_id, "first": before[0] + 1, "last": copied_last,
-                      "limit": events - stored, "prefix": f"r{cycle}-", "after": after}  # fmt: skip
+                      "limit": events - stored, "prefix": f"r{cycle}-", "after": after,
+                      "base": base, "offset": stored, "batch": batch_size}  # fmt: skip
             stored += connection.execute(_REPEAT_EVENTS, params).rowcount
             connection.execute(_REPEAT_IDS, params)
         connection.commit()
