@@ -3,6 +3,7 @@ a workspace minted by the CLI, gunicorn in a subprocess. Cleanup drops the datab
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -45,6 +46,7 @@ class BenchDatabase:
         self.name = urlsplit(app_url).path.lstrip("/")
         parts = urlsplit(admin_url)
         self.admin_db_url = urlunsplit(parts._replace(path=f"/{self.name}"))
+        self.secret_keys = base64.urlsafe_b64encode(os.urandom(32)).decode()  # a Fernet key
 
     @property
     def env(self) -> dict[str, str]:
@@ -54,6 +56,8 @@ class BenchDatabase:
             "DJANGO_SETTINGS_MODULE": "masivo.settings",
             "DEBUG": "0",
             "SECRET_KEY": "bench-ingest-not-secret",
+            # A deployment (SECRET_KEY set) must give its credential-encryption keys too.
+            "MASIVO_SECRET_KEYS": os.environ.get("MASIVO_SECRET_KEYS", self.secret_keys),
             "PYTHONUNBUFFERED": "1",
         }
 
