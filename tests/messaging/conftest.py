@@ -1,0 +1,8 @@
+from tests.fakes.conftest import (  # noqa: F401 (shared fixtures)
+    fcm_fake,
+    fcm_server,
+    sendgrid_fake,
+    sendgrid_server,
+    twilio_fake,
+    twilio_server,
+)
