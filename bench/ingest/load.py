@@ -12,6 +12,7 @@ import base64
 import http.client
 import itertools
 import json
+import math
 import statistics
 import threading
 import time
@@ -309,12 +310,15 @@ def drive_open_loop(
     seconds: float,
     connections: int = 16,
     path: str = "/v1/batch",
+    give_up_after: float | None = None,
 ) -> list[PacedSample]:
     """Offer `rate` events a second for `seconds`, whatever the server does (open loop): body i
     is due at start + i / (rate / events per body); a due request waits for a free connection,
     and its latency counts from when it was due, so a server that falls behind shows it instead
     of slowing the offered load down. Bodies are used in order, once each (no messageId
-    rewriting): give at least rate x seconds worth."""
+    rewriting): give at least rate x seconds worth. With `give_up_after`, a request still
+    unsent that many seconds after the end is never sent (the server is too slow for the
+    rate; the caller counts what is missing)."""
     headers = {
         "Content-Type": "application/json",
         "Authorization": basic_auth(write_key),
@@ -326,10 +330,11 @@ def drive_open_loop(
     samples: list[PacedSample] = []
     counter = itertools.count()
     begin = time.perf_counter() + 0.05
+    deadline = math.inf if give_up_after is None else begin + seconds + give_up_after
 
     def sender() -> None:
         connection = http.client.HTTPConnection(host, port, timeout=120)
-        while (number := next(counter)) < count:
+        while (number := next(counter)) < count and time.perf_counter() < deadline:
             due = begin + number * interval
             delay = due - time.perf_counter()
             if delay > 0:

@@ -46,7 +46,8 @@ def print_report(context, steps, audiences, backlog, drains, spy, statements) ->
             errors = ", ".join(f"{n}x {status or 'conn'}" for status, n in step.errors.items())
             first, second = step.lag_p95_halves
             lag_max = max(step.lags) if step.lags else math.nan
-            unseen = f" ({step.unseen} batches never seen done)" if step.unseen else ""
+            unseen = (f" (≥: {step.unseen} of {len(step.lags)} batches not yet followed up at the "
+                      "last poll)") if step.unseen else ""  # fmt: skip
             caught = "no" if step.caught_up_after is None else f"{step.caught_up_after:.1f} s"
             print(
                 f"| {step.rate:,} | {step.achieved:,.0f} | {step.http_p50:.0f} / "

@@ -26,6 +26,7 @@ import contextlib
 import json
 import math
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -118,7 +119,7 @@ class Step:
 
     @property
     def lag_p95(self) -> float:
-        return quantile(self.lags, 0.95) if not self.unseen else math.inf
+        return quantile(self.lags, 0.95)
 
     @property
     def bounded(self) -> bool:
@@ -176,6 +177,7 @@ def measure_step(args, database, admin, processes, poller, workspace, rate, bodi
         target=lambda: result.setdefault("samples", drive_open_loop(
             host="127.0.0.1", port=args.port, write_key=workspace.write_key, bodies=mine,
             events_per_body=my_sizes, rate=rate, seconds=seconds, connections=args.connections,
+            give_up_after=5,
         )),
         daemon=True,
     )  # fmt: skip
@@ -199,19 +201,28 @@ def measure_step(args, database, admin, processes, poller, workspace, rate, bodi
     )
     in_window = [s for s in samples if window_start <= s.due < window_end]
     finished = [s for s in samples if window_start <= s.finished < window_end]
-    step.offered = len(in_window)
+    interval = sum(my_sizes) / len(my_sizes) / rate
+    step.offered = sum(window_start <= begin + 0.05 + n * interval < window_end
+                       for n in range(len(mine)))  # fmt: skip
     step.answered = sum(s.status == 200 for s in in_window)
     step.events = sum(s.events for s in finished if s.status == 200)
     errors: dict = {}
     for s in in_window:
         if s.status != 200:
             errors[s.status] = errors.get(s.status, 0) + 1
+    if step.offered > len(in_window):
+        errors["not sent: over 5 s late"] = step.offered - len(in_window)
     step.errors = errors
     latencies = [(s.finished - s.due) * 1000 for s in in_window]
     step.http_p50, step.http_p99 = quantile(latencies, 0.50), quantile(latencies, 0.99)
     answered = sorted(s.finished for s in in_window if s.status == 200)
     lags = batch_lags(poller.polls, answered)
-    step.lags = [lag for lag in lags if lag is not None]
+    last_seen = poller.polls[-1].finished
+    # A batch never seen followed up has waited at least until the last poll: count that, so
+    # the quantiles are lower bounds when `unseen` is not zero.
+    step.lags = [
+        last_seen - t if lag is None else lag for lag, t in zip(lags, answered, strict=True)
+    ]
     step.unseen = sum(lag is None for lag in lags)
     middle = len(step.lags) // 2
     step.lag_p95_halves = (quantile(step.lags[:middle], 0.95), quantile(step.lags[middle:], 0.95))
@@ -391,7 +402,12 @@ def run_statements(args, database, stream, workspace) -> dict | None:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
     args = parse_args(argv)
     redis = Redis(args.redis_url)
     redis.check_unused()
