@@ -93,10 +93,65 @@ def _require_visible_text(components: dict) -> None:
                 field["pattern"] = r"\S"
 
 
+# Collections whose create answers the new object's `id`: that id is the `{id}` of the object's
+# own operations (OpenAPI links; schemathesis follows them in its stateful phase).
+LINKED_COLLECTIONS = ["/api/v1/customers", "/api/v1/audiences", "/api/v1/api-keys"]
+
+
+def _link_name(method: str, path: str, collection: str) -> str:
+    rest = path.removeprefix(collection + "/{id}").strip("/").replace("-", " ")
+    words = [method.lower(), "the new one", *([rest] if rest else [])]
+    return "".join(word.title().replace(" ", "") for word in words)
+
+
+def _add_links(paths: dict) -> None:
+    for collection in LINKED_COLLECTIONS:
+        create = paths.get(collection, {}).get("post")
+        if create is None:
+            continue
+        links = {
+            _link_name(method, path, collection): {
+                "operationId": operation["operationId"],
+                "parameters": {"id": "$response.body#/id"},
+            }
+            for path, methods in paths.items()
+            if path == collection + "/{id}" or path.startswith(collection + "/{id}/")
+            for method, operation in methods.items()
+            if method in {"get", "post", "put", "patch", "delete"}
+        }
+        for status in ("201", "200"):
+            if status in create.get("responses", {}):
+                create["responses"][status]["links"] = links
+
+
+def _has_required_fields(schema: dict, components: dict) -> bool:
+    if "$ref" in schema:
+        schema = components.get(schema["$ref"].rsplit("/", 1)[-1], {})
+    if "oneOf" in schema:
+        return all(_has_required_fields(member, components) for member in schema["oneOf"])
+    return bool(schema.get("required"))
+
+
+def _require_bodies(paths: dict, components: dict) -> None:
+    """drf-spectacular leaves a body of one-of shapes (POST /api-keys) optional; a body with
+    required fields is required, as the view refuses a request without one."""
+    for methods in paths.values():
+        for operation in methods.values():
+            body = operation.get("requestBody") if isinstance(operation, dict) else None
+            if not body or body.get("required"):
+                continue
+            json_body = body.get("content", {}).get("application/json", {}).get("schema")
+            if json_body and _has_required_fields(json_body, components):
+                body["required"] = True
+
+
 def add_error_responses(result, generator, request, public):
-    """drf-spectacular postprocessing hook (SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"])."""
+    """drf-spectacular postprocessing hook (SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"]); it
+    also links each create to its object's operations."""
     result.setdefault("components", {}).setdefault("schemas", {})[ERROR_COMPONENT] = ERROR_SCHEMA
     _require_visible_text(result["components"]["schemas"])
+    _add_links(result.get("paths", {}))
+    _require_bodies(result.get("paths", {}), result["components"]["schemas"])
     for path, methods in result.get("paths", {}).items():
         for method, operation in methods.items():
             if method not in {"get", "post", "put", "patch", "delete"}:
