@@ -18,23 +18,23 @@ from profiles.models import ProfileChange
 from profiles.resolution import Resolution
 from profiles.tracked import TrackedMessage
 
+# Claimed with row locks only: each event is written once, by _DONE_SQL, with its customer and
+# processed_at together (an UPDATE for each would rewrite every row and its index entries twice).
 _CLAIM_SQL = """
-UPDATE profiles_event e SET processed_at = %(now)s
-  FROM (SELECT id, occurred_at FROM profiles_event
-         WHERE workspace_id = %(workspace)s AND processed_at IS NULL
-         ORDER BY received_at, id
-         LIMIT %(limit)s
-         FOR UPDATE SKIP LOCKED) claimed
- WHERE e.workspace_id = %(workspace)s AND e.id = claimed.id
-   AND e.occurred_at = claimed.occurred_at
-RETURNING e.id, e.occurred_at, e.customer_id, e.name, e.type, e.user_id, e.anonymous_id,
-          CASE WHEN e.customer_id IS NULL AND e.type IN ('identify', 'alias')
-               THEN e.properties END,
-          CASE WHEN e.customer_id IS NULL AND e.type = 'identify'
-               THEN e.context ->> 'locale' END
+SELECT e.id, e.occurred_at, e.customer_id, e.name, e.type, e.user_id, e.anonymous_id,
+       CASE WHEN e.customer_id IS NULL AND e.type IN ('identify', 'alias')
+            THEN e.properties END,
+       CASE WHEN e.customer_id IS NULL AND e.type = 'identify'
+            THEN e.context ->> 'locale' END
+  FROM profiles_event e
+ WHERE e.workspace_id = %(workspace)s AND e.processed_at IS NULL
+ ORDER BY e.received_at, e.id
+ LIMIT %(limit)s
+ FOR UPDATE SKIP LOCKED
 """
-_ASSIGN_SQL = """
-UPDATE profiles_event e SET customer_id = v.customer_id
+# Keyed by the partition key too: each key probes one partition's primary key (run-time pruning).
+_DONE_SQL = """
+UPDATE profiles_event e SET processed_at = %(now)s, customer_id = v.customer_id
   FROM unnest(%(ids)s::bigint[], %(times)s::timestamptz[], %(customers)s::bigint[])
        AS v(id, occurred_at, customer_id)
  WHERE e.workspace_id = %(workspace)s AND e.id = v.id AND e.occurred_at = v.occurred_at
@@ -96,34 +96,41 @@ def _up_to_each_alias(events: list[_Claimed]):
         yield segment
 
 
-def _resolve(workspace: Workspace, claimed: list[_Claimed], now: datetime) -> None:
+def _resolve(workspace: Workspace, claimed: list[_Claimed], now: datetime) -> list[_Claimed]:
     """Decide who the claimed unresolved events are about (the tracking API stores them as
-    received), in the order they were stored; events naming an erased id are deleted."""
+    received), in the order they were stored. Returns the events naming an erased id."""
     pending = [e for e in claimed if e.customer_id is None and (e.user_id or e.anonymous_id)]
     by_id = {e.id: e for e in pending}
-    erased, assigned = [], []
+    erased = []
     for segment in _up_to_each_alias(pending):
         resolution = Resolution(
-            workspace, [e.as_message() for e in segment], source="tracking", now=now
+            workspace,
+            [e.as_message() for e in segment],
+            source="tracking",
+            now=now,
+            claimed_ids=[e.id for e in claimed],
         )
         resolution.run()
         erased += [by_id[r.index] for r in resolution.result.rejected]
         for message in resolution.messages:
-            customer_id = resolution.customer_of(message)
-            if customer_id is not None:
-                by_id[message.index].customer_id = customer_id
-                assigned.append(by_id[message.index])
-    if not pending:
-        return
+            by_id[message.index].customer_id = resolution.customer_of(message)
+    return erased
+
+
+def _write(workspace: Workspace, claimed: list[_Claimed], erased: list[_Claimed], now) -> None:
+    """Each claimed event processed, with its customer, in one statement; erased ones gone."""
+    gone = {e.id for e in erased}
+    done = [e for e in claimed if e.id not in gone]
     with connection.cursor() as cursor:
-        if assigned:
+        if done:
             cursor.execute(
-                _ASSIGN_SQL,
+                _DONE_SQL,
                 {
                     "workspace": workspace.id,
-                    "ids": [e.id for e in assigned],
-                    "times": [e.occurred_at for e in assigned],
-                    "customers": [e.customer_id for e in assigned],
+                    "now": now,
+                    "ids": [e.id for e in done],
+                    "times": [e.occurred_at for e in done],
+                    "customers": [e.customer_id for e in done],
                 },
             )
         if erased:
@@ -135,8 +142,8 @@ def _resolve(workspace: Workspace, claimed: list[_Claimed], now: datetime) -> No
                     "times": [e.occurred_at for e in erased],
                 },
             )
-            for event in erased:
-                event.customer_id = None
+    for event in erased:
+        event.customer_id = None
 
 
 def events_process_batch(*, workspace: Workspace, limit: int = 5000, now: datetime | None = None):
@@ -153,7 +160,7 @@ def events_process_batch(*, workspace: Workspace, limit: int = 5000, now: dateti
     with connection.cursor() as cursor:
         cursor.execute(_CLAIM_SQL, {"now": now, "workspace": workspace.id, "limit": limit})
         claimed = sorted((_Claimed(row) for row in cursor.fetchall()), key=lambda e: e.id)
-    _resolve(workspace, claimed, now)
+    _write(workspace, claimed, _resolve(workspace, claimed, now), now)
     changes: dict[int, set[str]] = defaultdict(set)
     for event in claimed:
         if event.customer_id is not None:

@@ -96,12 +96,14 @@ class Resolution:
         source: str,
         now: datetime,
         result: BatchResult | None = None,
+        claimed_ids: list[int] | None = None,
     ):
         self.workspace = workspace
         self.messages = messages
         self.source = source
         self.now = now
         self.result = result or BatchResult()
+        self.claimed_ids = claimed_ids or []  # events the caller writes itself
         self.customer_by_user: dict[str, int] = {}
         self.customer_by_anonymous: dict[str, int] = {}
         self.shared_anonymous_ids: set[str] = set()
@@ -254,13 +256,13 @@ class Resolution:
         with connection.cursor() as cursor:
             cursor.execute(
                 # The history stored under the anonymous id joins the customer and goes back
-                # to the follow-up; the messages being resolved now (stamped with this run's
-                # time by the follow-up's claim) are assigned by the caller instead.
+                # to the follow-up; the events being resolved now (the follow-up's claim) are
+                # written by the caller instead.
                 "UPDATE profiles_event e SET customer_id = v.customer_id, processed_at = NULL "
                 "FROM unnest(%s::text[], %s::bigint[]) AS v(anonymous_id, customer_id) "
                 "WHERE e.workspace_id = %s AND e.customer_id IS NULL "
-                "AND e.anonymous_id = v.anonymous_id AND e.processed_at IS DISTINCT FROM %s",
-                [list(linked), list(linked.values()), self.workspace.id, self.now],
+                "AND e.anonymous_id = v.anonymous_id AND e.id <> ALL(%s::bigint[])",
+                [list(linked), list(linked.values()), self.workspace.id, self.claimed_ids],
             )
 
     def _within_identity_limit(self, wanted: dict[str, int]) -> dict[str, int]:

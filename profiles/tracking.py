@@ -89,13 +89,9 @@ def message_size(item: dict) -> int:
     """Bytes of the message as compact JSON (as Segment's libraries send it)."""
     try:
         return len(orjson.dumps(item, default=str))
-    except orjson.JSONEncodeError:  # lone surrogates, or nesting past orjson's limit
-        pass
-    try:
+    except orjson.JSONEncodeError:  # lone surrogates (the parser bounds the nesting)
         text = json.dumps(item, default=str, separators=(",", ":"))
-    except RecursionError as error:
-        raise InvalidInput("nested too deeply to measure") from error
-    return len(text.encode("utf-8", "replace"))
+        return len(text.encode("utf-8", "replace"))
 
 
 def parse_segment_message(

@@ -364,16 +364,3 @@ def test_a_reserved_trait_longer_than_its_column_is_kept_as_a_trait(
     assert response.json()["warnings"] == [f"message 0: {warning} (kept as a plain trait)"]
     customer = get(workspace, Customer, external_id="u1")
     assert (customer.email, customer.locale, customer.traits) == (None, "", {trait: value})
-
-
-def test_a_message_nested_past_what_can_be_measured_is_rejected_alone(tracking, workspace):
-    deep = "[" * 1_000 + "1" + "]" * 1_000
-    raw = (
-        '{"batch": [{"type": "track", "userId": "u1", "event": "Deep", "integrations": '
-        + deep
-        + '}, {"type": "track", "userId": "u1", "event": "Fine", "messageId": "ok"}]}'
-    )
-    response = tracking.post("batch", None, raw=raw.encode())
-    assert response.status_code == 200
-    assert response.json()["rejected"] == [{"index": 0, "reason": "nested too deeply to measure"}]
-    assert response.json()["accepted"] == 1
