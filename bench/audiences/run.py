@@ -96,6 +96,12 @@ def main() -> None:
         "--reuse", action="store_true",
         help="reuse a database kept by --keep (skips generation; audiences are recreated)",
     )  # fmt: skip
+    parser.add_argument(
+        "--keep-realtime-audiences", action="store_true",
+        help="with --reuse --phases realtime: keep the kept database's real-time audiences and "
+        "their memberships (skips their recalculation, ~3 minutes; the memberships may hold "
+        "what earlier runs' events caused)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     import psycopg
@@ -215,10 +221,12 @@ class Bench:
         existing = self.admin.execute("SELECT id FROM tenancy_workspace ORDER BY id").fetchall()
         if self.args.reuse and len(existing) == 2:
             self.big, self.small = (row[0] for row in existing)
-            for table in ("membership", "membershipchange", "recalculation", "audience"):
-                self.admin.execute(f"DELETE FROM audiences_{table}")
+            if not self.args.keep_realtime_audiences:
+                for table in ("membership", "membershipchange", "recalculation", "audience"):
+                    self.admin.execute(f"DELETE FROM audiences_{table}")
             self.admin.execute("DELETE FROM profiles_event WHERE source <> 'bench'")
-            say("Reusing the kept database (audiences deleted, benchmark events removed).\n")
+            kept = "kept" if self.args.keep_realtime_audiences else "deleted"
+            say(f"Reusing the kept database (audiences {kept}, benchmark events removed).\n")
         else:
             self.big, self.small = generate.create_workspaces(self.admin)
             say(
@@ -516,24 +524,26 @@ class Bench:
         say("\n### Real time\n")
         now = timezone.now()
         ids: dict[int, int] = {}
-        audiences = []
         recalc_rows = []
-        for number, (name, root) in enumerate(realtime_rules(now), start=1):
+        kept = self.kept_realtime_audiences() if self.args.keep_realtime_audiences else []
+        for number, (name, root) in enumerate([] if kept else realtime_rules(now), start=1):
             ids_for = {key: ids[key] for key in ids}
             document = {"version": 1, "root": _resolve_numbers(root, ids_for)}
             audience = self.create_audience(self.workspace, name, document, realtime=True)
             ids[number] = audience.id
-            audiences.append(audience)
             with self.scope(self.big):
                 start = time.perf_counter()
                 run = audience_recalculate(audience=audience, reason="bench")
                 recalc_rows.append((name, run.size, time.perf_counter() - start))
-        self.vacuum_like_autovacuum("after the real-time audiences' first recalculations")
-        say("\nThe 20 real-time audiences, first recalculated in full through the app:\n")
-        say("| audience | members | recalculation |")
-        say("| --- | --- | --- |")
-        for name, size, seconds in recalc_rows:
-            say(f"| {name} | {size:,} | {seconds:.2f} s |")
+        if kept:
+            say(f"\nThe {len(kept)} real-time audiences of the last run, kept with their members.")
+        else:
+            self.vacuum_like_autovacuum("after the real-time audiences' first recalculations")
+            say("\nThe 20 real-time audiences, first recalculated in full through the app:\n")
+            say("| audience | members | recalculation |")
+            say("| --- | --- | --- |")
+            for name, size, seconds in recalc_rows:
+                say(f"| {name} | {size:,} | {seconds:.2f} s |")
 
         names = [name for name, _ in generate.EVENT_MIX]
         shares = [share for _, share in generate.EVENT_MIX]
@@ -610,6 +620,19 @@ class Bench:
             f"used {others:.2f} of the machine's {os.cpu_count()} CPUs on average (this "
             f"benchmark and its database sessions {ours:.2f})."
         )
+
+    def kept_realtime_audiences(self) -> list:
+        from audiences.models import Audience
+
+        with self.scope(self.big):
+            kept = list(Audience.objects.filter(is_realtime=True).order_by("id"))
+        return kept if len(kept) == len(realtime_rules(self.now_for_names())) else []
+
+    @staticmethod
+    def now_for_names():
+        from django.utils import timezone
+
+        return timezone.now()
 
     def backend_pids(self) -> list[int]:
         """The server processes of this benchmark's two sessions (their CPU is ours)."""
