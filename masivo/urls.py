@@ -10,6 +10,7 @@ api_v1 = [
     path("", include("masivo.tenancy.api.urls")),
     path("", include("profiles.api.urls")),
     path("", include("audiences.api.urls")),
+    path("", include("messaging.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
 ]
 

@@ -11,6 +11,7 @@ from audiences.models import Audience, ListUpload
 from masivo.tenancy import keys
 from masivo.tenancy.models import ApiKey, Invitation, Member, Organization, Workspace
 from masivo.tenancy.roles import Role
+from messaging.models import ChannelConnection
 from profiles.models import Customer, CustomerImport
 
 
@@ -123,6 +124,16 @@ class ListUploadFactory(factory.django.DjangoModelFactory):
     created_by = "test"
 
 
+class ChannelConnectionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ChannelConnection
+
+    provider = ChannelConnection.Provider.SENDGRID
+    settings = factory.LazyFunction(lambda: {"from_email": "news@example.com"})
+    credentials = factory.LazyFunction(lambda: {"api_key": "SG.factory.0123456789abcdef"})
+    credential_hints = factory.LazyFunction(lambda: {"api_key": "cdef"})
+
+
 def make_in_workspace(model, workspace: Workspace):
     """One object of `model` belonging to `workspace` (call inside its workspace_scope)."""
     if model is Member:
@@ -138,4 +149,5 @@ TENANT_FACTORIES = {
     CustomerImport: CustomerImportFactory,
     Audience: AudienceFactory,
     ListUpload: ListUploadFactory,
+    ChannelConnection: ChannelConnectionFactory,
 }

@@ -105,6 +105,9 @@ VALIDITY_THE_SCHEMA_CANNOT_SAY = {
     "POST /api/v1/audiences/{id}/uploads": "the file must be a UTF-8 CSV",
     # The tracking API is being rewritten (issue 9 leaves it as it is).
     "POST /api/v1/events": "a customer_id must be a customer of the workspace",
+    # Keys must be real keys: an FCM service account's private key (PEM) and a SendGrid Event
+    # Webhook verification key (ECDSA P-256); tests/messaging/test_connections*.py cover them.
+    "POST /api/v1/messaging/connections": "credentials must be real keys (docs/messaging.md)",
     **{
         f"POST /v1/{kind}": "a Segment message: its spec decides which ids it needs"
         for kind in ("identify", "track", "page", "screen", "group", "alias", "batch", "import")

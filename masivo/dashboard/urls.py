@@ -139,6 +139,7 @@ workspace_pages = [
         api_keys.api_key_revoke,
         name="settings_api_key_revoke",
     ),
+    path("", include("messaging.views.urls")),
     path("settings/members/", members.members, name="settings_members"),
     path(
         "settings/members/<int:member_id>/role/",

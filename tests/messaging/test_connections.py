@@ -1,9 +1,12 @@
 """Channel connections through the services: what is stored, what is refused, and "test
 connection" through the real SDKs against the fakes (success, bad credentials, 5xx, unreachable)."""
 
+import base64
 import json
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from masivo.tenancy.actors import Actor
 from masivo.tenancy.context import workspace_scope
@@ -142,11 +145,6 @@ def test_sendgrid_bad_input_names_the_field(workspace, values, field, message):
 
 
 def test_an_event_webhook_public_key_is_kept_as_given(workspace):
-    import base64
-
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
     key = ec.generate_private_key(ec.SECP256R1()).public_key()
     encoded = base64.b64encode(
         key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
