@@ -203,6 +203,8 @@ def workspaces_key_caches_invalidate(*, workspace_ids: list[int]) -> None:
                 "token_hash", flat=True
             )
         )
+    for token_hash in token_hashes:  # this process at once: its next request sees the change
+        keycache.api_key_forget(token_hash)
     _key_caches_invalidate_after_commit(token_hashes)
 
 

@@ -214,3 +214,15 @@ def test_the_api_answers_a_revoke_with_redis_down_with_503_and_the_key_still_wor
     response = api.post(f"/api/v1/api-keys/{api_key.id}/revoke")
     assert (response.status_code, response.json()["code"]) == (503, "unavailable")
     assert api_key_authenticate(token).id == api_key.id
+
+
+@pytest.mark.django_db
+def test_this_process_sees_a_renamed_workspace_before_the_commit(api, workspace):
+    assert api.get("/api/v1/workspace").json()["name"] == "Acme"
+    assert (
+        api.patch("/api/v1/workspace", {"name": "Renamed"}, content_type="application/json").json()[
+            "name"
+        ]
+        == "Renamed"
+    )
+    assert api.get("/api/v1/workspace").json()["name"] == "Renamed"
