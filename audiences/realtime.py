@@ -36,6 +36,7 @@ from audiences.realtime_cache import (
     RealtimeIndex,
     execute_prepared,
     realtime_index_cached,
+    realtime_index_fingerprint,
     realtime_index_load,
 )
 from audiences.recalculation import in_dependency_order
@@ -56,7 +57,7 @@ def realtime_memberships_update(
     returns audience id → (entered, exited) for every audience the keys touched.
 
     Set-based: one statement judges every touched audience for every customer of the batch
-    (the compiled rules restricted to these customers, `Compiler.batch_sql`), after one that
+    (the compiled rules restricted to these customers, `BatchCompiler.batch_sql`), after one that
     takes the audiences' locks. Which audiences, and their rules, come from this process's
     copy of the workspace's index (audiences.realtime_cache), checked against the fingerprint
     the evaluation statement computes: a stale copy is rebuilt and the batch judged again, so
@@ -65,18 +66,25 @@ def realtime_memberships_update(
         return {}
     now = now or timezone.now()
     keys = set().union(*changes.values())
-    index = realtime_index_cached(workspace.id) or realtime_index_load(workspace.id)
+    index, is_fresh = realtime_index_cached(workspace.id), False
     for _ in range(_ATTEMPTS):
+        if index is None:
+            index, is_fresh = realtime_index_load(workspace.id), True
         touched = index.touched(keys)
+        if not touched:
+            # Nothing to judge, if the copy says so truly (most workspaces have no real-time
+            # audience: one small statement, not the customers' rows).
+            if is_fresh or realtime_index_fingerprint(workspace.id) == index.fingerprint:
+                return {}
+            index = None
+            continue
         memberships_lock([audience.id for audience in touched])
         judged = _judge_batch(index, touched, sorted(changes), now)
         if judged is not None:
             break
-        index = realtime_index_load(workspace.id)  # the copy was stale: never judge with it
+        index = None  # the copy was stale: never judge with it
     else:
         raise RealtimeIndexUnstable(f"workspace {workspace.id}: audiences kept changing")
-    if not touched:
-        return {}
     concerned = {
         audience.id: {
             customer_id

@@ -156,6 +156,13 @@ def realtime_index_load(workspace_id: int) -> RealtimeIndex:
     return index
 
 
+def realtime_index_fingerprint(workspace_id: int) -> str:
+    """What the fingerprint of the workspace's index is now."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {FINGERPRINT_SQL}", {"workspace": workspace_id})
+        return cursor.fetchone()[0]
+
+
 def realtime_index_forget(workspace_id: int | None = None) -> None:
     """Drop this process's copy of one workspace (None: all)."""
     with _lock:

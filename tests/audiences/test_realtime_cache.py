@@ -226,9 +226,11 @@ def test_keys_that_touch_no_audience_still_check_the_copy(workspace):
     """An empty answer from a stale copy would skip an audience created since."""
     with workspace_scope(workspace.id):
         customer = CustomerFactory(workspace=workspace, country="MX")
-        assert (
-            realtime_memberships_update(workspace=workspace, changes={customer.id: COUNTRY}) == {}
-        )
+        changes = {customer.id: COUNTRY}
+        assert realtime_memberships_update(workspace=workspace, changes=changes) == {}
+        with CaptureQueriesContext(connection) as queries:
+            assert realtime_memberships_update(workspace=workspace, changes=changes) == {}
+        assert len(queries) == 1  # the fingerprint alone, not the customers' rows
     audience = country_audience(workspace, "Mexico", "MX")
     with workspace_scope(workspace.id):
         assert realtime_memberships_update(workspace=workspace, changes={customer.id: COUNTRY}) == {
