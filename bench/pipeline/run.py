@@ -384,15 +384,26 @@ def run_drains(args, database, stream, workspace) -> tuple[drain.Backlog, list, 
 
 
 def run_statements(args, database, stream, workspace) -> dict | None:
+    """The next `--statements-events` stored events (what a drain that timed out left, or a
+    fresh backlog) followed up in-process with every statement timed."""
     if args.statements_events <= 0:
         return None
-    drain.store_backlog(
-        database, stream, workspace_id=workspace.id, events=args.statements_events,
-        distinct=args.statements_events, batch_size=args.batch_size, prefix="statements-",
-    )  # fmt: skip
+    with database.admin() as admin:
+        waiting = admin.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM profiles_event WHERE workspace_id = %s AND "
+            "processed_at IS NULL LIMIT %s) w",
+            [workspace.id, args.statements_events],
+        ).fetchone()[0]
+    if waiting < args.statements_events:
+        drain.store_backlog(
+            database, stream, workspace_id=workspace.id, events=args.statements_events,
+            distinct=args.statements_events, batch_size=args.batch_size, prefix="statements-",
+        )  # fmt: skip
+    claims = str(max(math.ceil(args.statements_events / 5000), 1))
     log(f"in-process follow-up of {args.statements_events:,} events, statements timed")
     result = subprocess.run(
-        [sys.executable, "-m", "bench.pipeline.statements", "--workspace-id", str(workspace.id)],
+        [sys.executable, "-m", "bench.pipeline.statements", "--workspace-id", str(workspace.id),
+         "--claims", claims],
         cwd=Path(__file__).resolve().parents[2], env=database.env, capture_output=True,
         text=True, check=False,
     )  # fmt: skip

@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workspace-id", type=int, required=True)
     parser.add_argument("--timeout", type=float, default=15, help="per compiled rule, seconds")
+    parser.add_argument(
+        "--claims", type=int, default=4, help="follow-up transactions (of up to 5,000 events)"
+    )
     args = parser.parse_args(argv)
 
     import django
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
 
         started, cpu, pg_started = time.perf_counter(), time.process_time(), server_cpu()
         with connection.execute_wrapper(timed_sql):
-            events = process_events_now(workspace=workspace)
+            events = process_events_now(workspace=workspace, max_batches=args.claims)
         wall = time.perf_counter() - started
         python_cpu = time.process_time() - cpu
         postgres_cpu = server_cpu() - pg_started
