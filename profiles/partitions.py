@@ -71,6 +71,9 @@ BEGIN
   -- Parent first, then the default partition (in the order inserts take them: no deadlock).
   -- Inserts into other months go on; only the default partition waits for the move.
   LOCK TABLE profiles_event IN SHARE UPDATE EXCLUSIVE MODE;
+  IF to_regclass(partition) IS NOT NULL THEN  -- created by a concurrent call while we waited
+    RETURN NULL;
+  END IF;
   EXECUTE format(
     'CREATE TABLE %I (LIKE profiles_event INCLUDING DEFAULTS INCLUDING CONSTRAINTS '
     'INCLUDING STORAGE)', partition);
