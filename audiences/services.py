@@ -198,9 +198,8 @@ def audience_recalculate_request(*, audience: Audience, reason: str) -> Recalcul
     """Recalculate now, for whoever asks: a queued run for the worker (uploaded lists are never
     recalculated)."""
     if audience.kind != Audience.Kind.RULES:
-        raise InvalidInput(
-            "an uploaded list is not recalculated: its members are added", field="kind"
-        )
+        # The request is valid; the audience's kind refuses it (as members by hand do).
+        raise Conflict("an uploaded list is not recalculated: its members are added", field="kind")
     return _recalculation_request(audience, reason=reason)
 
 

@@ -391,7 +391,7 @@ def test_uploaded_list_members_by_api(api, workspace, people):
     assert [(m["customer_id"], m["external_id"], m["email"], m["source"]) for m in members] == [
         (people["ana"].id, people["ana"].external_id, people["ana"].email, "list")
     ]
-    assert api.post(f"/api/v1/audiences/{audience_id}/recalculate").status_code == 400
+    assert api.post(f"/api/v1/audiences/{audience_id}/recalculate").status_code == 409
     mine = api.get(f"/api/v1/customers/{people['ana'].id}/audiences").json()
     assert [(a["audience_id"], a["name"], a["source"]) for a in mine] == [
         (audience_id, "VIP list", "list")

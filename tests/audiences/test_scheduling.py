@@ -12,7 +12,7 @@ from audiences.recalculation import recalculation_run
 from audiences.services import audience_create, audience_recalculate_request, audience_update
 from masivo.tenancy import wakeups
 from masivo.tenancy.context import workspace_scope
-from masivo.tenancy.errors import InvalidInput
+from masivo.tenancy.errors import Conflict
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -84,7 +84,7 @@ def referencing_nothing() -> dict:
 def test_recalculate_now_is_refused_for_an_uploaded_list(workspace, woken):
     with workspace_scope(workspace.id):
         vip = audience_create(workspace=workspace, data={"name": "VIP", "kind": "list"})
-        with pytest.raises(InvalidInput) as refused:
+        with pytest.raises(Conflict) as refused:
             audience_recalculate_request(audience=vip, reason="requested")
 
     assert (refused.value.field, refused.value.message) == (
