@@ -80,6 +80,11 @@ def _merged(documented: dict, error: dict) -> dict:
     }
 
 
+# A character Python's str.strip() keeps (what DRF trims before its blank check): not ECMA's
+# \s, nor the separators \x1c-\x1f and NEL that Python also strips; U+FEFF it keeps.
+VISIBLE_CHARACTER = r"[^\s\x1c-\x1f\x85]|\ufeff"
+
+
 def _require_visible_text(components: dict) -> None:
     """DRF trims a request string before checking it is not blank: "\x1f" or " " is refused
     as blank, so a required text says it holds a character that is not whitespace."""
@@ -90,7 +95,7 @@ def _require_visible_text(components: dict) -> None:
             field = prop.get("items", prop)  # a list of names: each name
             plain = not {"enum", "format", "pattern", "allOf", "oneOf"} & set(field)
             if field.get("type") == "string" and field.get("minLength", 0) >= 1 and plain:
-                field["pattern"] = r"\S"
+                field["pattern"] = VISIBLE_CHARACTER
 
 
 # Collections whose create answers the new object's `id`: that id is the `{id}` of the object's
