@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from django.db import connection
 from django.utils import timezone
 
+from masivo.sql import server_bound_cursor
 from masivo.tenancy.models import Workspace
 from profiles.changes import event_key
 from profiles.metrics import customers_refresh_metrics
@@ -108,7 +109,6 @@ def _resolve(workspace: Workspace, claimed: list[_Claimed], now: datetime) -> li
             [e.as_message() for e in segment],
             source="tracking",
             now=now,
-            claimed_ids=[e.id for e in claimed],
         )
         resolution.run()
         erased += [by_id[r.index] for r in resolution.result.rejected]
@@ -121,7 +121,7 @@ def _write(workspace: Workspace, claimed: list[_Claimed], erased: list[_Claimed]
     """Each claimed event processed, with its customer, in one statement; erased ones gone."""
     gone = {e.id for e in erased}
     done = [e for e in claimed if e.id not in gone]
-    with connection.cursor() as cursor:
+    with server_bound_cursor() as cursor:  # three arrays of up to 5,000 values
         if done:
             cursor.execute(
                 _DONE_SQL,

@@ -79,8 +79,17 @@ SELECT v.value, c.id
 """
 
 
-def _fetch_pairs(sql: str, params) -> dict:
+def _has_tombstones(workspace_id: int) -> bool:
     with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM profiles_erasuretombstone WHERE workspace_id = %s)",
+            [workspace_id],
+        )
+        return cursor.fetchone()[0]
+
+
+def _fetch_pairs(sql: str, params) -> dict:
+    with server_bound_cursor() as cursor:  # arrays of up to a claim's worth of ids
         cursor.execute(sql, params)
         return dict(cursor.fetchall())
 
@@ -96,14 +105,12 @@ class Resolution:
         source: str,
         now: datetime,
         result: BatchResult | None = None,
-        claimed_ids: list[int] | None = None,
     ):
         self.workspace = workspace
         self.messages = messages
         self.source = source
         self.now = now
         self.result = result or BatchResult()
-        self.claimed_ids = claimed_ids or []  # events the caller writes itself
         self.customer_by_user: dict[str, int] = {}
         self.customer_by_anonymous: dict[str, int] = {}
         self.shared_anonymous_ids: set[str] = set()
@@ -131,6 +138,8 @@ class Resolution:
         logger.info("workspace %s, %s: %s", self.workspace.id, self.source, text)
 
     def drop_erased(self) -> None:
+        if not self.messages or not _has_tombstones(self.workspace.id):
+            return  # most workspaces: no sha256 per identifier, no lookup
         hashes: dict[str, set[int]] = defaultdict(set)
         for message in self.messages:
             for kind, value in (
@@ -253,16 +262,17 @@ class Resolution:
         linked = {
             a: self.customer_by_anonymous[a] for a in wanted if a in self.customer_by_anonymous
         }
-        with connection.cursor() as cursor:
+        with server_bound_cursor() as cursor:
             cursor.execute(
-                # The history stored under the anonymous id joins the customer and goes back
-                # to the follow-up; the events being resolved now (the follow-up's claim) are
-                # written by the caller instead.
+                # The history already followed up under the anonymous id joins the customer
+                # and goes back to the follow-up (its metrics and audiences change). Events not
+                # followed up yet, the ones being resolved now included, find the link when
+                # their turn comes: rewriting them here would cost a backlog every row twice.
                 "UPDATE profiles_event e SET customer_id = v.customer_id, processed_at = NULL "
                 "FROM unnest(%s::text[], %s::bigint[]) AS v(anonymous_id, customer_id) "
                 "WHERE e.workspace_id = %s AND e.customer_id IS NULL "
-                "AND e.anonymous_id = v.anonymous_id AND e.id <> ALL(%s::bigint[])",
-                [list(linked), list(linked.values()), self.workspace.id, self.claimed_ids],
+                "AND e.anonymous_id = v.anonymous_id AND e.processed_at IS NOT NULL",
+                [list(linked), list(linked.values()), self.workspace.id],
             )
 
     def _within_identity_limit(self, wanted: dict[str, int]) -> dict[str, int]:
