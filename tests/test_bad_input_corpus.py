@@ -22,6 +22,7 @@ from masivo.tenancy.models import ApiKey
 from masivo.tenancy.services import api_key_create
 from tests.factories import (
     AudienceFactory,
+    ChannelConnectionFactory,
     CustomerFactory,
     CustomerImportFactory,
     ListUploadFactory,
@@ -153,6 +154,7 @@ PATH_OBJECTS = [
     ("/api/v1/members/{id}", "member"),
     ("/api/v1/customer-imports/{id}", "customer_import"),
     ("/api/v1/list-uploads/{id}", "list_upload"),
+    ("/api/v1/messaging/connections/{id}", "channel_connection"),
 ]
 
 
@@ -186,6 +188,11 @@ def customer_import(in_workspace):
 @pytest.fixture
 def list_upload(in_workspace):
     return ListUploadFactory(workspace=in_workspace)
+
+
+@pytest.fixture
+def channel_connection(in_workspace):
+    return ChannelConnectionFactory(workspace=in_workspace)
 
 
 @pytest.fixture
