@@ -195,9 +195,7 @@ def test_the_api_does_what_its_schema_says(case, credentials, path_objects):
     )
 
 
-# Operations the stateful phase found wrong, until fixed: identify needs an external_id or an
-# email (400 otherwise) and its schema (IdentifyIn) does not say so (anyOf of two `required`).
-STATEFUL_FINDINGS: set[str] = {"POST /api/v1/customers/{id}/identify"}
+STATEFUL_FINDINGS: set[str] = set()  # operations the stateful phase found wrong, until fixed
 STATEFUL_STEPS = 6  # per scenario: create, then follow the links (read, change, revoke, delete)
 STATEFUL_SCENARIOS = 30
 

@@ -157,6 +157,10 @@ def add_error_responses(result, generator, request, public):
     _require_visible_text(result["components"]["schemas"])
     _add_links(result.get("paths", {}))
     _require_bodies(result.get("paths", {}), result["components"]["schemas"])
+    # POST /customers/{id}/identify takes an external_id, an email or both, never neither.
+    identify = result["components"]["schemas"].get("IdentifyInRequest")
+    if identify is not None:
+        identify["anyOf"] = [{"required": ["external_id"]}, {"required": ["email"]}]
     for path, methods in result.get("paths", {}).items():
         for method, operation in methods.items():
             if method not in {"get", "post", "put", "patch", "delete"}:
