@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from django.db import connection
+import orjson
+
+from masivo.sql import server_bound_cursor
 
 # One statement: the batch's message ids go into the dedupe table first (a concurrent batch with
 # the same id waits on the uncommitted row, then skips it, or takes it if that batch rolls back);
@@ -47,8 +49,8 @@ SELECT %(workspace)s, b.type, b.name, b.properties, b.occurred_at, %(now)s, b.me
  WHERE b.occurrence = 1
  ORDER BY b.position
 """
-# The batch travels as ONE JSON parameter: quoting nine arrays of JSON text client-side cost
-# more CPU than the INSERT itself (BENCHMARKS.md, ingestion).
+# The batch travels as ONE JSON parameter, bound server-side: quoting nine arrays of JSON text,
+# or one document, into the statement cost more CPU than the INSERT itself (BENCHMARKS.md).
 
 
 def events_append(*, workspace_id: int, rows: list[dict], source: str, now: datetime) -> int:
@@ -56,7 +58,14 @@ def events_append(*, workspace_id: int, rows: list[dict], source: str, now: date
     customer_id, user_id, anonymous_id, context); returns how many were new."""
     if not rows:
         return 0
-    params = {"workspace": workspace_id, "now": now, "source": source, "rows": json.dumps(rows)}
-    with connection.cursor() as cursor:
+    params = {"workspace": workspace_id, "now": now, "source": source, "rows": _json(rows)}
+    with server_bound_cursor() as cursor:  # ~100 KB of JSON: not quoted into the statement
         cursor.execute(_EVENT_INSERT, params)
         return cursor.rowcount
+
+
+def _json(rows: list[dict]) -> str:
+    try:
+        return orjson.dumps(rows).decode()
+    except (orjson.JSONEncodeError, UnicodeDecodeError):  # text orjson will not write as is
+        return json.dumps(rows)
