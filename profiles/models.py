@@ -228,6 +228,10 @@ class Event(TenantModel):
         GROUP = "group", "Group"
         ALIAS = "alias", "Alias"
 
+    # Every index below starts with workspace_id: a single-column one would only cost each insert.
+    workspace = models.ForeignKey(
+        "tenancy.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     type = models.CharField(max_length=8, choices=Type.choices, default=Type.TRACK)
     name = models.CharField(max_length=200)
     properties = models.JSONField(default=dict, blank=True)
@@ -249,6 +253,11 @@ class Event(TenantModel):
                 fields=["workspace", "customer", "-occurred_at"], name="event_ws_customer_time"
             ),
             models.Index(fields=["workspace", "name", "-occurred_at"], name="event_ws_name_time"),
+            # Real time's per-customer event conditions (BENCHMARKS.md: 3-4x for batches).
+            models.Index(
+                fields=["workspace", "customer", "name", "occurred_at"],
+                name="event_ws_customer_name_time",
+            ),
             models.Index(
                 fields=["workspace", "anonymous_id"],
                 condition=Q(customer__isnull=True) & ~Q(anonymous_id=""),

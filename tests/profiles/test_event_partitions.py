@@ -19,13 +19,13 @@ PREVIOUS = ("profiles", "0007_event_retention_and_dedupe")
 MODEL_INDEXES = {
     "event_ws_customer_time": "(workspace_id, customer_id, occurred_at DESC)",
     "event_ws_name_time": "(workspace_id, name, occurred_at DESC)",
+    "event_ws_customer_name_time": "(workspace_id, customer_id, name, occurred_at)",
     "event_ws_anonymous": (
         "(workspace_id, anonymous_id) WHERE ((customer_id IS NULL) AND "
         "(NOT ((anonymous_id)::text = ''::text)))"
     ),
     "event_ws_unprocessed": "(workspace_id, received_at) WHERE (processed_at IS NULL)",
     "profiles_event_customer_id_e70cb0ee": "(customer_id)",
-    "profiles_event_workspace_id_2516fea7": "(workspace_id)",
     "profiles_event_pkey": "(id, occurred_at)",
 }
 
