@@ -125,6 +125,22 @@ def test_revoking_with_htmx_returns_the_updated_row(owner_client, workspace):
     assert stored.revoked_at is not None
 
 
+def test_a_revoke_with_redis_down_says_so_and_changes_nothing(owner_client, workspace, settings):
+    from masivo.tenancy.redis import get_redis
+
+    api_key = make_key(workspace, name="Old key")
+    get_redis.cache_clear()
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    try:
+        response = owner_client.post(url(workspace, f"{api_key.id}/revoke/"), follow=True)
+    finally:
+        get_redis.cache_clear()
+
+    assert response.redirect_chain == [(url(workspace), 302)]
+    assert "Old key was not revoked:" in response.content.decode()
+    assert keys_of(workspace)[0].revoked_at is None
+
+
 def test_the_revoke_link_asks_first(owner_client, workspace):
     api_key = make_key(workspace, name="Old key")
 

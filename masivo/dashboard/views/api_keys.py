@@ -54,7 +54,11 @@ def api_key_revoke(request, key_id: int):
     api_key = get_object_or_404(selectors.api_keys_list(), id=key_id)
     if request.method != "POST":
         return render(request, "dashboard/settings/api_key_revoke.html", {"api_key": api_key})
-    services.api_key_revoke(api_key=api_key, actor=request.actor)
+    try:
+        services.api_key_revoke(api_key=api_key, actor=request.actor)
+    except ServiceError as error:  # Redis down: other processes could not be told; nothing changed
+        messages.error(request, f"{api_key.name} was not revoked: {error.message}")
+        return redirect("dashboard:settings_api_keys", workspace_id=request.workspace.id)
     if request.htmx:
         return render(request, "dashboard/settings/_api_key_row.html", {"api_key": api_key})
     messages.success(request, f"Revoked {api_key.name}. It stops working immediately.")
