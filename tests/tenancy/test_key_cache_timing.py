@@ -49,4 +49,6 @@ def test_a_cached_lookup_saves_the_database_round_trip(workspace):
         f"a hit (Redis version check + cached entry) {cached:.0f} µs: "
         f"{before - cached:.0f} µs saved per request"
     )
-    assert cached < before
+    # A measurement, not a timed assertion (performance lives in bench/): what is checked is
+    # that the cached path answers the same key as the database.
+    assert api_key_authenticate(token).id == _api_key_load(hash_token(token)).id
