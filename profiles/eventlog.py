@@ -1,4 +1,7 @@
-"""The event log's one writer: append a batch of events, each message id once per dedupe window.
+"""The event log's one writer: append a batch of events, each message id once per dedupe window;
+mark claimed events followed up (with who they are about), delete erased ones, and send an
+anonymous id's history back to the follow-up when it joins a customer. (Retention drops and
+deletes expired rows: profiles/retention.py.)
 
 Ingestion hands over rows already validated; `events_append` stores those whose message id this
 workspace has not stored within the dedupe window (MASIVO_EVENT_DEDUPE_WINDOW_DAYS, 7 by
@@ -69,3 +72,59 @@ def _json(rows: list[dict]) -> str:
         return orjson.dumps(rows).decode()
     except (orjson.JSONEncodeError, UnicodeDecodeError):  # text orjson will not write as is
         return json.dumps(rows)
+
+
+# Keyed by the partition key too: each key probes one partition's primary key (run-time pruning).
+_DONE_SQL = """
+UPDATE profiles_event e SET processed_at = %(now)s, customer_id = v.customer_id
+  FROM unnest(%(ids)s::bigint[], %(times)s::timestamptz[], %(customers)s::bigint[])
+       AS v(id, occurred_at, customer_id)
+ WHERE e.workspace_id = %(workspace)s AND e.id = v.id AND e.occurred_at = v.occurred_at
+"""
+_DELETE_SQL = """
+DELETE FROM profiles_event e
+ USING unnest(%(ids)s::bigint[], %(times)s::timestamptz[]) AS v(id, occurred_at)
+ WHERE e.workspace_id = %(workspace)s AND e.id = v.id AND e.occurred_at = v.occurred_at
+"""
+# History already followed up under the anonymous id joins the customer and goes back to the
+# follow-up (its metrics and audiences change). Events not followed up yet find the link when
+# their turn comes: rewriting them here would cost a backlog every row twice.
+_RELINK_SQL = """
+UPDATE profiles_event e SET customer_id = v.customer_id, processed_at = NULL
+  FROM unnest(%(anonymous_ids)s::text[], %(customers)s::bigint[]) AS v(anonymous_id, customer_id)
+ WHERE e.workspace_id = %(workspace)s AND e.customer_id IS NULL
+   AND e.anonymous_id = v.anonymous_id AND e.processed_at IS NOT NULL
+"""
+
+
+def events_mark_processed(
+    *, workspace_id: int, events: list[tuple[int, datetime, int | None]], now: datetime
+) -> None:
+    """(id, occurred_at, customer id) of claimed events: followed up now, about that customer."""
+    if events:
+        ids, times, customers = (list(column) for column in zip(*events, strict=True))
+        with server_bound_cursor() as cursor:  # three arrays of up to 5,000 values
+            cursor.execute(
+                _DONE_SQL,
+                {"workspace": workspace_id, "now": now, "ids": ids, "times": times,
+                 "customers": customers},
+            )  # fmt: skip
+
+
+def events_delete(*, workspace_id: int, events: list[tuple[int, datetime]]) -> None:
+    """(id, occurred_at) of events to remove (they named an erased identifier)."""
+    if events:
+        ids, times = (list(column) for column in zip(*events, strict=True))
+        with server_bound_cursor() as cursor:
+            cursor.execute(_DELETE_SQL, {"workspace": workspace_id, "ids": ids, "times": times})
+
+
+def events_relink_history(*, workspace_id: int, links: dict[str, int]) -> None:
+    """Anonymous id → the customer it now belongs to: its followed-up history goes along."""
+    if links:
+        with server_bound_cursor() as cursor:
+            cursor.execute(
+                _RELINK_SQL,
+                {"workspace": workspace_id, "anonymous_ids": list(links),
+                 "customers": list(links.values())},
+            )  # fmt: skip

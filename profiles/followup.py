@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 from django.db import connection
 from django.utils import timezone
 
-from masivo.sql import server_bound_cursor
 from masivo.tenancy.models import Workspace
 from profiles.changes import event_key
+from profiles.eventlog import events_delete, events_mark_processed
 from profiles.metrics import customers_refresh_metrics
 from profiles.models import ProfileChange
 from profiles.resolution import Resolution
@@ -32,18 +32,6 @@ SELECT e.id, e.occurred_at, e.customer_id, e.name, e.type, e.user_id, e.anonymou
  ORDER BY e.received_at, e.id
  LIMIT %(limit)s
  FOR UPDATE SKIP LOCKED
-"""
-# Keyed by the partition key too: each key probes one partition's primary key (run-time pruning).
-_DONE_SQL = """
-UPDATE profiles_event e SET processed_at = %(now)s, customer_id = v.customer_id
-  FROM unnest(%(ids)s::bigint[], %(times)s::timestamptz[], %(customers)s::bigint[])
-       AS v(id, occurred_at, customer_id)
- WHERE e.workspace_id = %(workspace)s AND e.id = v.id AND e.occurred_at = v.occurred_at
-"""
-_DELETE_SQL = """
-DELETE FROM profiles_event e
- USING unnest(%(ids)s::bigint[], %(times)s::timestamptz[]) AS v(id, occurred_at)
- WHERE e.workspace_id = %(workspace)s AND e.id = v.id AND e.occurred_at = v.occurred_at
 """
 
 
@@ -120,28 +108,12 @@ def _resolve(workspace: Workspace, claimed: list[_Claimed], now: datetime) -> li
 def _write(workspace: Workspace, claimed: list[_Claimed], erased: list[_Claimed], now) -> None:
     """Each claimed event processed, with its customer, in one statement; erased ones gone."""
     gone = {e.id for e in erased}
-    done = [e for e in claimed if e.id not in gone]
-    with server_bound_cursor() as cursor:  # three arrays of up to 5,000 values
-        if done:
-            cursor.execute(
-                _DONE_SQL,
-                {
-                    "workspace": workspace.id,
-                    "now": now,
-                    "ids": [e.id for e in done],
-                    "times": [e.occurred_at for e in done],
-                    "customers": [e.customer_id for e in done],
-                },
-            )
-        if erased:
-            cursor.execute(
-                _DELETE_SQL,
-                {
-                    "workspace": workspace.id,
-                    "ids": [e.id for e in erased],
-                    "times": [e.occurred_at for e in erased],
-                },
-            )
+    events_mark_processed(
+        workspace_id=workspace.id,
+        events=[(e.id, e.occurred_at, e.customer_id) for e in claimed if e.id not in gone],
+        now=now,
+    )
+    events_delete(workspace_id=workspace.id, events=[(e.id, e.occurred_at) for e in erased])
     for event in erased:
         event.customer_id = None
 

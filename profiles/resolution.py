@@ -28,6 +28,7 @@ from profiles.changes import (
     profile_changes_record,
 )
 from profiles.customer_insert import customer_insert_sql
+from profiles.eventlog import events_relink_history
 from profiles.fields import split_segment_traits
 from profiles.models import Customer, Identity, ProfileChange
 from profiles.services.customers import customers_merge, identifier_hash
@@ -262,18 +263,7 @@ class Resolution:
         linked = {
             a: self.customer_by_anonymous[a] for a in wanted if a in self.customer_by_anonymous
         }
-        with server_bound_cursor() as cursor:
-            cursor.execute(
-                # The history already followed up under the anonymous id joins the customer
-                # and goes back to the follow-up (its metrics and audiences change). Events not
-                # followed up yet, the ones being resolved now included, find the link when
-                # their turn comes: rewriting them here would cost a backlog every row twice.
-                "UPDATE profiles_event e SET customer_id = v.customer_id, processed_at = NULL "
-                "FROM unnest(%s::text[], %s::bigint[]) AS v(anonymous_id, customer_id) "
-                "WHERE e.workspace_id = %s AND e.customer_id IS NULL "
-                "AND e.anonymous_id = v.anonymous_id AND e.processed_at IS NOT NULL",
-                [list(linked), list(linked.values()), self.workspace.id],
-            )
+        events_relink_history(workspace_id=self.workspace.id, links=linked)
 
     def _within_identity_limit(self, wanted: dict[str, int]) -> dict[str, int]:
         limit = profile_settings_get(workspace=self.workspace).max_identities_per_customer
