@@ -1,0 +1,12 @@
+# Reserved for the templates work: its model changes go here (operations), so that parallel work
+# on messaging never forks the migration graph. Empty until then.
+
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("messaging", "0002_messaging_core"),
+    ]
+
+    operations = []

@@ -1,0 +1,27 @@
+"""Messaging's models, one module per idea: connections to providers, templates and their
+versions, messages (one per recipient per send) with their status history, and the contact
+policy with the suppression list."""
+
+from messaging.models.connections import ChannelConnection
+from messaging.models.messages import (
+    Channel,
+    Message,
+    MessageKind,
+    MessageStatus,
+    MessageStatusChange,
+)
+from messaging.models.policy import ContactPolicy, Suppression
+from messaging.models.templates import Template, TemplateVersion
+
+__all__ = [
+    "Channel",
+    "ChannelConnection",
+    "ContactPolicy",
+    "Message",
+    "MessageKind",
+    "MessageStatus",
+    "MessageStatusChange",
+    "Suppression",
+    "Template",
+    "TemplateVersion",
+]
