@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from messaging.api import views
 
@@ -18,4 +18,7 @@ urlpatterns = [
         views.ConnectionTestView.as_view(),
         name="messaging-connection-test",
     ),
+    path("", include("messaging.api.template_urls")),
+    path("", include("messaging.api.message_urls")),
+    path("", include("messaging.api.inapp_urls")),
 ]

@@ -1,7 +1,7 @@
 """Messaging's dashboard pages, wired in by masivo/dashboard/urls.py under /w/<workspace_id>/
 (their names join the `dashboard:` namespace)."""
 
-from django.urls import path
+from django.urls import include, path
 
 from messaging.views import channels
 
@@ -22,4 +22,6 @@ urlpatterns = [
         channels.channel_disconnect,
         name="settings_channel_disconnect",
     ),
+    path("", include("messaging.views.template_urls")),
+    path("", include("messaging.views.message_urls")),
 ]

@@ -1,0 +1,3 @@
+"""API routes (work in progress)."""
+
+urlpatterns: list = []

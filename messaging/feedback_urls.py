@@ -1,0 +1,3 @@
+"""Public routes without sign-in: provider webhooks, open and click tracking (work in progress)."""
+
+urlpatterns: list = []

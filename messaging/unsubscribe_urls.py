@@ -1,0 +1,3 @@
+"""Public routes without sign-in: unsubscribe and preference pages (work in progress)."""
+
+urlpatterns: list = []

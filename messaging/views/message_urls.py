@@ -1,0 +1,3 @@
+"""Dashboard pages (work in progress)."""
+
+urlpatterns: list = []
