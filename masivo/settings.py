@@ -236,6 +236,9 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 
+# The public address of this site, for links in messages (unsubscribe, preference centre).
+MASIVO_PUBLIC_URL = os.environ.get("MASIVO_PUBLIC_URL", "http://localhost:8000").rstrip("/")
+
 # Prefix of every counter key Masivo keeps in Redis (rate limits, login throttling).
 MASIVO_REDIS_PREFIX = os.environ.get("MASIVO_REDIS_PREFIX", "masivo:")
 # How many reverse proxies in front of Masivo append to X-Forwarded-For (0: none; the client's
