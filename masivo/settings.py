@@ -191,6 +191,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "profiles.apply_event_retention",
         "schedule": crontab(minute=35),
     },
+    "send-due-messages": {
+        "task": "messaging.send_due",
+        "schedule": 5.0,
+    },
+    "recover-stalled-sends": {
+        "task": "messaging.recover_sending",
+        "schedule": 60.0,
+    },
 }
 CELERY_TIMEZONE = "UTC"
 
