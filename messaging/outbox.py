@@ -1,0 +1,348 @@
+"""The outbox: the only code that creates messages (messaging_message rows).
+
+Every send (the API, campaigns, journeys, test sends) comes here; the contact policy decides
+each message once, before its row exists, and the row records the decision. Rows are written
+before any provider call; the sender (`messaging.send_due`, woken after commit) claims the
+queued ones. The dedupe key (unique per workspace) makes every send at most once: enqueueing
+the same key again returns the message that exists.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from django.db import IntegrityError, connection, models, transaction
+from django.utils import timezone
+
+from masivo.tenancy.errors import Conflict, InvalidInput
+from masivo.tenancy.models import Workspace
+from masivo.tenancy.wakeups import task_wake_on_commit
+from messaging.models import (
+    ContactPolicy,
+    Message,
+    MessageStatus,
+    MessageStatusChange,
+    Template,
+    TemplateVersion,
+)
+from messaging.policy import Decision, contact_decide, policy_decisions_sql
+from messaging.policy import vocabulary as v
+from profiles import normalize
+from profiles.models import Customer
+
+SEND_TASK = "messaging.send_due"
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+MAX_EVENT_BYTES = 32_768
+_DEDUPE_ROOM = 255 - len("api:")
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """One customer's message; `is_new` is False when the dedupe key already had it (then
+    `decision` is the one recorded when it was created)."""
+
+    message: Message
+    decision: Decision
+    is_new: bool
+
+
+@dataclass(frozen=True)
+class EnqueuedCounts:
+    """A set-based enqueue: rows created per decision code, and how many of the source's
+    customers already had a message with their dedupe key (left as they were)."""
+
+    by_code: dict[str, int] = field(default_factory=dict)
+    already_existing: int = 0
+
+    @property
+    def created(self) -> int:
+        return sum(self.by_code.values())
+
+
+def _decision_of(message: Message) -> Decision:
+    return Decision(
+        code=message.decision_code, text=message.decision, address=message.address,
+        due_at=message.due_at,
+    )  # fmt: skip
+
+
+def template_version_for(
+    template: Template | None, version: TemplateVersion | None, channel: str
+) -> TemplateVersion | None:
+    """The version a new message records: the one given, else the template's newest."""
+    if template is None:
+        return None
+    if template.channel != channel:
+        raise InvalidInput(
+            f"the template is for {template.channel}, not {channel}", field="template_id"
+        )
+    if template.is_archived:
+        raise InvalidInput("the template is archived", field="template_id")
+    if version is None:
+        version = (
+            TemplateVersion.objects.filter(template_id=template.id).order_by("-number").first()
+        )
+    if version is None or version.template_id != template.id:
+        raise InvalidInput("the template has no version to send", field="template_id")
+    return version
+
+
+@transaction.atomic
+def message_enqueue(
+    *,
+    customer: Customer,
+    channel: str,
+    kind: str,
+    dedupe_key: str,
+    origin: dict,
+    template: Template | None = None,
+    template_version: TemplateVersion | None = None,
+    render_input: dict | None = None,
+    at: datetime.datetime | None = None,
+    policy: ContactPolicy | None = None,
+    opt_out: bool | None = None,
+) -> Enqueued:
+    """Create one customer's message with the contact policy's decision (status queued,
+    deferred or suppressed), or return the one `dedupe_key` already names (race-safe: the
+    unique key decides, not a read). Wakes the sender after commit when it is due now."""
+    if not dedupe_key or len(dedupe_key) > 255:
+        raise InvalidInput("a dedupe key of 1 to 255 characters", field="dedupe_key")
+    existing = Message.objects.filter(dedupe_key=dedupe_key).first()
+    if existing is not None:
+        return Enqueued(message=existing, decision=_decision_of(existing), is_new=False)
+    at = at or timezone.now()
+    version = template_version_for(template, template_version, channel)
+    decision = contact_decide(
+        customer=customer, channel=channel, kind=kind, at=at, policy=policy, opt_out=opt_out
+    )
+    message = Message(
+        workspace_id=customer.workspace_id,
+        customer=customer,
+        channel=channel,
+        kind=kind,
+        dedupe_key=dedupe_key,
+        origin=origin,
+        template=template,
+        template_version=version,
+        address=decision.address,
+        render_input=render_input or {},
+        status=decision.status,
+        decision=decision.text,
+        decision_code=decision.code,
+        due_at=decision.due_at,
+        created_at=at,
+        updated_at=at,
+    )
+    try:
+        with transaction.atomic():
+            message.save(force_insert=True)
+    except IntegrityError:
+        existing = Message.objects.filter(dedupe_key=dedupe_key).first()
+        if existing is None:
+            raise
+        return Enqueued(message=existing, decision=_decision_of(existing), is_new=False)
+    MessageStatusChange.objects.create(
+        workspace_id=customer.workspace_id,
+        message=message,
+        status=message.status,
+        detail=decision.text,
+        at=at,
+    )
+    if message.status == MessageStatus.QUEUED:
+        task_wake_on_commit(SEND_TASK, workspace_id=customer.workspace_id)
+    return Enqueued(message=message, decision=decision, is_new=True)
+
+
+def _json_sql(value, bind) -> str:
+    return f"{bind(json.dumps(value))}::jsonb"
+
+
+def _insert_columns(model, explicit: dict[str, str], bind) -> tuple[list[str], list[str]]:
+    """Every column of `model` but the id: `explicit` SQL where given, else the field's
+    default (so a column added to the model later still gets its value)."""
+    columns, values = [], []
+    for model_field in model._meta.concrete_fields:
+        if model_field.primary_key:
+            continue
+        columns.append(model_field.column)
+        if model_field.column in explicit:
+            values.append(explicit[model_field.column])
+        elif model_field.has_default():
+            default = model_field.get_default()
+            if isinstance(model_field, models.JSONField):
+                values.append(_json_sql(default, bind))
+            else:
+                values.append(bind(model_field.get_db_prep_save(default, connection)))
+        elif model_field.null:
+            values.append("NULL")
+        else:
+            raise ValueError(f"{model.__name__}.{model_field.name} needs a value")
+    return columns, values
+
+
+def messages_enqueue_from_sql(
+    *,
+    workspace: Workspace,
+    channel: str,
+    kind: str,
+    source_sql: str,
+    source_params: dict,
+    dedupe_key_prefix: str,
+    origin: dict,
+    template: Template | None = None,
+    template_version: TemplateVersion | None = None,
+    render_input: dict | None = None,
+    at: datetime.datetime | None = None,
+) -> EnqueuedCounts:
+    """One message per customer the source names, each with the contact policy's decision,
+    in ONE `INSERT … SELECT` (and its status history in the same statement).
+
+    `source_sql` is a SELECT of one column `customer_id` (named `%(name)s` parameters in
+    `source_params`), e.g. `SELECT customer_id FROM audiences_membership WHERE audience_id =
+    %(audience)s AND exited_at IS NULL`. Each dedupe key is `dedupe_key_prefix` followed by
+    the customer id (`campaign:5:`), so running it again creates only what is missing
+    (`ON CONFLICT DO NOTHING`): a crashed snapshot resumes by running again."""
+    if not dedupe_key_prefix or len(dedupe_key_prefix) > 200:
+        raise InvalidInput("a prefix of 1 to 200 characters", field="dedupe_key_prefix")
+    at = at or timezone.now()
+    version = template_version_for(template, template_version, channel)
+    with_sql, params = policy_decisions_sql(
+        workspace=workspace, channel=channel, kind=kind, source_sql=source_sql,
+        source_params=source_params, at=at,
+    )  # fmt: skip
+    counter = [0]
+
+    def bind(value) -> str:
+        counter[0] += 1
+        name = f"_outbox_{counter[0]}"
+        params[name] = value
+        return f"%({name})s"
+
+    ws, at_sql = bind(workspace.id), f"{bind(at)}::timestamptz"
+    columns, values = _insert_columns(
+        Message,
+        {
+            "workspace_id": ws,
+            "customer_id": "d.customer_id",
+            "channel": bind(channel),
+            "kind": bind(kind),
+            "dedupe_key": f"{bind(dedupe_key_prefix)} || d.customer_id::text",
+            "origin": _json_sql(origin, bind),
+            "template_id": bind(template.id) if template else "NULL",
+            "template_version_id": bind(version.id) if version else "NULL",
+            "address": "d.address",
+            "render_input": _json_sql(render_input or {}, bind),
+            "status": "d.status",
+            "decision": "d.text",
+            "decision_code": "d.code",
+            "due_at": "d.due_at",
+            "created_at": at_sql,
+            "updated_at": at_sql,
+        },
+        bind,
+    )
+    history_columns, history_values = _insert_columns(
+        MessageStatusChange,
+        {
+            "workspace_id": ws,
+            "message_id": "ins.id",
+            "status": "ins.status",
+            "detail": "ins.decision",
+            "at": at_sql,
+        },
+        bind,
+    )
+    statement = (
+        f"{with_sql},\n"  # noqa: S608 (every value is bound)
+        f"ins AS (INSERT INTO messaging_message ({', '.join(columns)}) "
+        f"SELECT {', '.join(values)} FROM decided d ORDER BY d.customer_id "
+        "ON CONFLICT (workspace_id, dedupe_key) DO NOTHING "
+        "RETURNING id, status, decision, decision_code),\n"
+        f"history AS (INSERT INTO messaging_messagestatuschange ({', '.join(history_columns)}) "
+        f"SELECT {', '.join(history_values)} FROM ins)\n"
+        "SELECT decision_code, count(*) FROM ins GROUP BY decision_code "
+        "UNION ALL SELECT NULL, count(*) FROM decided"
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        rows = cursor.fetchall()
+        by_code = {code: count for code, count in rows if code is not None}
+        decided = next(count for code, count in rows if code is None)
+        if by_code.get(v.OK):
+            task_wake_on_commit(SEND_TASK, workspace_id=workspace.id)
+    return EnqueuedCounts(by_code=by_code, already_existing=decided - sum(by_code.values()))
+
+
+def api_dedupe_key(idempotency_key) -> str:
+    """`api:<Idempotency-Key>`; a key too long to fit is kept as its SHA-256."""
+    if not isinstance(idempotency_key, str) or not idempotency_key.strip():
+        raise InvalidInput("the Idempotency-Key header is required", field="Idempotency-Key")
+    if len(idempotency_key) > MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise InvalidInput(
+            f"at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters", field="Idempotency-Key"
+        )
+    if "\x00" in idempotency_key:
+        raise InvalidInput("must not contain NUL characters", field="Idempotency-Key")
+    if len(idempotency_key) > _DEDUPE_ROOM:
+        return "api:#" + hashlib.sha256(idempotency_key.encode()).hexdigest()
+    return f"api:{idempotency_key}"
+
+
+def clean_event(event) -> dict:
+    cleaned = normalize.clean_object(event, field="event")
+    if len(json.dumps(cleaned)) > MAX_EVENT_BYTES:
+        raise InvalidInput(f"at most {MAX_EVENT_BYTES:,} bytes as JSON", field="event")
+    return cleaned
+
+
+def message_send(
+    *,
+    customer: Customer,
+    channel: str,
+    kind: str,
+    template: Template,
+    event: dict | None,
+    idempotency_key: str,
+    at: datetime.datetime | None = None,
+) -> Enqueued:
+    """A send of one template to one customer, as the API asks it (`POST /api/v1/messages`):
+    the dedupe key is `api:<Idempotency-Key>`. The same key again answers the same message if
+    the request is the same one, and is a Conflict naming what differs otherwise."""
+    dedupe_key = api_dedupe_key(idempotency_key)
+    event = clean_event(event)
+    if kind not in (v.MARKETING, v.TRANSACTIONAL):
+        raise InvalidInput("marketing or transactional", field="kind")
+    enqueued = message_enqueue(
+        customer=customer,
+        channel=channel,
+        kind=kind,
+        dedupe_key=dedupe_key,
+        origin={"source": "api"},
+        template=template,
+        render_input={"event": event} if event else {},
+        at=at,
+    )
+    if not enqueued.is_new:
+        message = enqueued.message
+        differs = [
+            name
+            for name, before, now in (
+                ("customer", message.customer_id, customer.id),
+                ("channel", message.channel, channel),
+                ("template_id", message.template_id, template.id),
+                ("kind", message.kind, kind),
+                ("event", (message.render_input or {}).get("event") or {}, event),
+            )
+            if before != now
+        ]
+        if differs:
+            raise Conflict(
+                "this Idempotency-Key was used for another request (its "
+                f"{', '.join(differs)} differ); use a new key for a new message",
+                field="Idempotency-Key",
+                code="idempotency_key_reused",
+            )
+    return enqueued
