@@ -1,7 +1,8 @@
-# Reserved for the feedback work: its model changes go here (operations), so that parallel work
-# on messaging never forks the migration graph. Empty until then.
+# Delivery feedback: a per-connection token naming the connection in webhook URLs
+# (/m/webhooks/sendgrid/<token>). Existing connections get theirs when first shown or used
+# (messaging.feedback.urls.webhook_token_of).
 
-from django.db import migrations
+from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
@@ -9,4 +10,10 @@ class Migration(migrations.Migration):
         ("messaging", "0005_sending"),
     ]
 
-    operations = []
+    operations = [
+        migrations.AddField(
+            model_name="channelconnection",
+            name="webhook_token",
+            field=models.CharField(blank=True, default="", max_length=64),
+        ),
+    ]

@@ -1,3 +1,5 @@
+import secrets
+
 from django.db import models
 from django.utils import timezone
 
@@ -23,6 +25,10 @@ class ChannelConnection(TenantModel):
     last_test_ok = models.BooleanField(null=True)
     last_test_detail = models.TextField(blank=True)
     connected_by = models.CharField(max_length=64, blank=True)
+    # Names this connection in the provider's webhook URLs (/m/webhooks/sendgrid/<token>):
+    # `<workspace id>-<40 random hex>`, so a request finds its workspace without a cross-tenant
+    # lookup; the signature (not the token) is what proves a request genuine.
+    webhook_token = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -35,3 +41,12 @@ class ChannelConnection(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.get_provider_display()} connection"
+
+    def save(self, *args, **kwargs):
+        if not self.webhook_token and self.workspace_id:
+            self.webhook_token = new_webhook_token(self.workspace_id)
+        super().save(*args, **kwargs)
+
+
+def new_webhook_token(workspace_id: int) -> str:
+    return f"{workspace_id}-{secrets.token_hex(20)}"
