@@ -1,7 +1,7 @@
-# Reserved for the sending work: its model changes go here (operations), so that parallel work
-# on messaging never forks the migration graph. Empty until then.
+# The sending work: the hand-over marker that lets recovery tell a message a killed worker
+# never handed over (claim it again) from one that may have reached the provider.
 
-from django.db import migrations
+from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
@@ -9,4 +9,10 @@ class Migration(migrations.Migration):
         ("messaging", "0004_policy"),
     ]
 
-    operations = []
+    operations = [
+        migrations.AddField(
+            model_name="message",
+            name="handover_at",
+            field=models.DateTimeField(blank=True, null=True),
+        ),
+    ]

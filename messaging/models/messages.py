@@ -93,6 +93,10 @@ class Message(TenantModel):
     due_at = models.DateTimeField(default=timezone.now)
     attempts = models.PositiveSmallIntegerField(default=0)
     sending_at = models.DateTimeField(null=True, blank=True)
+    # Set and committed just before the provider call of the claim that set `sending_at`:
+    # recovery re-queues a stalled message without it (never handed over) and must not resend
+    # one with it (it may have reached the provider).
+    handover_at = models.DateTimeField(null=True, blank=True)
     provider = models.CharField(max_length=16, blank=True)
     provider_message_id = models.CharField(max_length=255, blank=True)
     error_code = models.CharField(max_length=64, blank=True)

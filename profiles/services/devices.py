@@ -8,6 +8,7 @@ from django.core import signing
 from django.db import transaction
 from django.utils import timezone
 
+from masivo.tenancy.context import require_workspace_id
 from masivo.tenancy.errors import InvalidInput
 from profiles import normalize
 from profiles.changes import DEVICE, profile_changes_record
@@ -114,3 +115,22 @@ def device_remove(*, customer: Customer, token: str | None) -> int:
             workspace_id=customer.workspace_id, changes=[(customer.id, [DEVICE])], source="device"
         )
     return deleted
+
+
+@transaction.atomic
+def devices_disable(*, device_ids: list[int], now: datetime | None = None) -> int:
+    """Turn push off for these devices of the current workspace (the provider no longer knows
+    their tokens: FCM's UNREGISTERED); returns how many changed. They stay listed, inactive,
+    until the app registers the token again."""
+    now = now or timezone.now()
+    devices = Device.objects.filter(id__in=device_ids, push_enabled=True)
+    owners = sorted(set(devices.values_list("customer_id", flat=True)))
+    changed = devices.update(push_enabled=False, updated_at=now)
+    if changed:
+        profile_changes_record(
+            workspace_id=require_workspace_id(),
+            changes=[(owner, [DEVICE]) for owner in owners],
+            source="device",
+            now=now,
+        )
+    return changed

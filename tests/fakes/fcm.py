@@ -20,6 +20,7 @@ import itertools
 import json
 import re
 import threading
+from collections import Counter
 from functools import lru_cache
 
 from cryptography.exceptions import InvalidSignature
@@ -59,6 +60,9 @@ class FcmFake(FakeServer):
         self.topics: dict[str, set[str]] = {}
         self._counter = itertools.count(1)
         self._state_lock = threading.Lock()
+        # Accepted sends per (data.masivo_dedupe_key, target token): the send pipeline's
+        # tests count deliveries by it.
+        self.delivered_keys: Counter[tuple[str, str]] = Counter()
 
     def reset(self) -> None:
         super().reset()
@@ -66,6 +70,8 @@ class FcmFake(FakeServer):
         self.issued_tokens.clear()
         self.unregistered_tokens.clear()
         self.topics.clear()
+        with self._state_lock:
+            self.delivered_keys.clear()
 
     @property
     def token_url(self) -> str:
@@ -211,8 +217,13 @@ class FcmFake(FakeServer):
                     }
                 },
             )
-        if (message.get("fid") or message.get("token")) in self.unregistered_tokens:
+        target = message.get("fid") or message.get("token")
+        if target in self.unregistered_tokens:
             return self.unregistered()
+        key = (message.get("data") or {}).get("masivo_dedupe_key")
+        if key and not (request.json or {}).get("validate_only"):
+            with self._state_lock:
+                self.delivered_keys[(key, target)] += 1
         return Answer(200, {"name": f"projects/{project_id}/messages/{next(self._counter)}"})
 
     def _subscription(self, request: RecordedRequest, token: str, topic: str | None) -> Answer:

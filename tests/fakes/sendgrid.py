@@ -9,7 +9,9 @@ through `fake.add_key(key, scopes)`; an unknown key gets SendGrid's 401. `rate_l
 from __future__ import annotations
 
 import itertools
+import threading
 import time
+from collections import Counter
 
 from tests.fakes.base import Answer, FakeServer, RecordedRequest
 
@@ -23,10 +25,16 @@ class SendGridFake(FakeServer):
         super().__init__()
         self.keys: dict[str, list[str]] = {}
         self._message_ids = itertools.count(1)
+        # Accepted (202) personalizations per `custom_args.masivo_dedupe_key`: what the send
+        # pipeline's tests count deliveries by.
+        self.delivered_keys: Counter[str] = Counter()
+        self._delivered_lock = threading.Lock()
 
     def reset(self) -> None:
         super().reset()
         self.keys.clear()
+        with self._delivered_lock:
+            self.delivered_keys.clear()
 
     def add_key(self, api_key: str, scopes: list[str] | None = None) -> str:
         self.keys[api_key] = list(MAIL_SEND_SCOPES if scopes is None else scopes)
@@ -105,4 +113,9 @@ class SendGridFake(FakeServer):
                 "The from object must be provided for every email send.", "from"
             )
         message_id = f"fake-{next(self._message_ids):08d}"
+        with self._delivered_lock:
+            for personalization in personalizations:
+                key = (personalization.get("custom_args") or {}).get("masivo_dedupe_key")
+                if key:
+                    self.delivered_keys[key] += 1
         return Answer(202, None, {"X-Message-Id": message_id})

@@ -6,6 +6,10 @@ given an http client that rewrites scheme and host (`messaging.channels.whatsapp
 paths differ. Accounts are known through `fake.add_account(sid, token)`; a wrong token gets
 Twilio's 401 (code 20003). `error(status, code, message)` builds a Twilio error answer (429 is
 code 20429; 21211 an invalid To number; 63016 outside the WhatsApp window).
+
+Created messages are kept (`fake.messages`) and listed by `GET .../Messages.json?To=...`
+(newest first, as Twilio does), which the send pipeline's recovery asks; `delivered_keys`
+counts them by the `message` query parameter of their StatusCallback (our message id).
 """
 
 from __future__ import annotations
@@ -13,6 +17,11 @@ from __future__ import annotations
 import base64
 import itertools
 import re
+import threading
+from collections import Counter
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes.base import Answer, FakeServer, RecordedRequest
 
@@ -29,11 +38,17 @@ class TwilioFake(FakeServer):
         self.accounts: dict[str, str] = {}
         self.contents: dict[str, dict] = {}
         self._sids = itertools.count(1)
+        self.messages: list[dict] = []
+        self.delivered_keys: Counter[str] = Counter()
+        self._messages_lock = threading.Lock()
 
     def reset(self) -> None:
         super().reset()
         self.accounts.clear()
         self.contents.clear()
+        with self._messages_lock:
+            self.messages.clear()
+            self.delivered_keys.clear()
 
     def add_account(self, sid: str, auth_token: str) -> None:
         self.accounts[sid] = auth_token
@@ -81,6 +96,10 @@ class TwilioFake(FakeServer):
             if match.group(1) != account_sid:
                 return self.error(404, 20404, "The requested resource was not found")
             return self._create_message(account_sid, request.form or {})
+        if (match := MESSAGES.match(request.path)) and request.method == "GET":
+            if match.group(1) != account_sid:
+                return self.error(404, 20404, "The requested resource was not found")
+            return self._list_messages(account_sid, request)
         return self.error(404, 20404, "The requested resource was not found")
 
     def _authenticated_account(self, request: RecordedRequest) -> str | None:
@@ -134,23 +153,55 @@ class TwilioFake(FakeServer):
         if not any(values.get(name) for name in ("Body", "ContentSid", "MediaUrl")):
             return self.error(400, 21619, "A text message Body or Media URL is required.")
         sid = f"SM{next(self._sids):032x}"
+        created = format_datetime(datetime.now(UTC), usegmt=True)
+        resource = {
+            "sid": sid,
+            "account_sid": account_sid,
+            "to": values["To"],
+            "from": values.get("From"),
+            "messaging_service_sid": values.get("MessagingServiceSid"),
+            "body": values.get("Body", ""),
+            "status": "accepted" if values.get("MessagingServiceSid") else "queued",
+            "num_segments": "1",
+            "direction": "outbound-api",
+            "api_version": "2010-04-01",
+            "price": None,
+            "error_code": None,
+            "error_message": None,
+            "date_created": created,
+            "date_updated": created,
+            "date_sent": None,
+            "uri": f"/2010-04-01/Accounts/{account_sid}/Messages/{sid}.json",
+        }
+        callback = urlsplit(values.get("StatusCallback", ""))
+        message_id = (parse_qs(callback.query).get("message") or [""])[-1]
+        with self._messages_lock:
+            self.messages.append(resource)
+            if message_id:
+                self.delivered_keys[message_id] += 1
+        return Answer(201, resource)
+
+    def _list_messages(self, account_sid: str, request: RecordedRequest) -> Answer:
+        to = (request.query.get("To") or [None])[-1]
+        size = int((request.query.get("PageSize") or ["50"])[-1])
+        with self._messages_lock:
+            found = [
+                message
+                for message in reversed(self.messages)
+                if message["account_sid"] == account_sid and (to is None or message["to"] == to)
+            ][:size]
+        uri = f"/2010-04-01/Accounts/{account_sid}/Messages.json"
         return Answer(
-            201,
+            200,
             {
-                "sid": sid,
-                "account_sid": account_sid,
-                "to": values["To"],
-                "from": values.get("From"),
-                "messaging_service_sid": values.get("MessagingServiceSid"),
-                "body": values.get("Body", ""),
-                "status": "accepted" if values.get("MessagingServiceSid") else "queued",
-                "num_segments": "1",
-                "direction": "outbound-api",
-                "api_version": "2010-04-01",
-                "price": None,
-                "error_code": None,
-                "error_message": None,
-                "date_created": "Tue, 01 Dec 2026 10:00:00 +0000",
-                "uri": f"/2010-04-01/Accounts/{account_sid}/Messages/{sid}.json",
+                "messages": found,
+                "page": 0,
+                "page_size": size,
+                "uri": uri,
+                "first_page_uri": uri,
+                "next_page_uri": None,
+                "previous_page_uri": None,
+                "start": 0,
+                "end": max(len(found) - 1, 0),
             },
         )
