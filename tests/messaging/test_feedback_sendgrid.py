@@ -70,9 +70,11 @@ def make_message(workspace, customer=None, **fields) -> Message:
         return Message.objects.create(**(defaults | fields))
 
 
-def post(workspace, connection, events, *, key=None, timestamp=None, body=None, headers=None):
+def post(
+    workspace, connection, events, *, key=None, timestamp=None, body=None, headers=None, at=NOW
+):
     body = body if body is not None else (json.dumps(events) + "\r\n").encode()
-    timestamp = timestamp or str(int(NOW.timestamp()))
+    timestamp = timestamp or str(int(at.timestamp()))
     if headers is None:
         headers = {
             EventWebhookHeader.SIGNATURE: sign(key, timestamp, body),
@@ -81,7 +83,7 @@ def post(workspace, connection, events, *, key=None, timestamp=None, body=None, 
     with workspace_scope(workspace.id):
         url = sendgrid_webhook_url(connection)
     path = url.split("://", 1)[1].split("/", 1)[1]
-    with time_machine.travel(NOW, tick=False):
+    with time_machine.travel(at, tick=False):
         return Client().post(
             "/" + path,
             data=body,
