@@ -15,6 +15,7 @@ from masivo.ui.forms import add_service_error
 from messaging import selectors, services
 from messaging.channels import PROVIDERS
 from messaging.channels.base import Provider
+from messaging.feedback.links import webhook_urls
 
 CHANNEL_NAMES = {"email": "Email", "whatsapp": "WhatsApp", "sms": "SMS", "push": "Push"}
 
@@ -92,6 +93,8 @@ def _cards(connections) -> list[dict]:
 @workspace_view(permission=Permission.MANAGE_WORKSPACE)
 def channels(request):
     cards = _cards(selectors.connections_list())
+    for card in cards:  # the URLs to paste at the provider (delivery feedback)
+        card["webhooks"] = webhook_urls(card["connection"]) if card["connection"] else []
     return render(request, "messaging/channels.html", {"cards": cards})
 
 

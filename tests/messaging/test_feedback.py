@@ -11,8 +11,9 @@ from masivo.tenancy.context import workspace_scope
 from messaging.feedback.engagement import record_engagement, status_moves
 from messaging.models import Message, MessageStatusChange
 from profiles.models import Event
+from tests.dashboard.conftest import client_for
 from tests.factories import CustomerFactory
-from tests.messaging.helpers import SENDGRID_VALUES, connect
+from tests.messaging.helpers import SENDGRID_VALUES, TWILIO_VALUES, connect
 from tests.messaging.test_feedback_sendgrid import (  # the signed webhook, as SendGrid sends it
     event,
     make_message,
@@ -174,3 +175,18 @@ def test_opened_any_email_in_the_last_30_days_matches_after_the_webhook(workspac
         )
         assert Message.objects.get(id=to_ana.id).status == "opened"
     assert members == [("ana",)]
+
+
+def test_the_channels_page_shows_the_webhook_urls_to_paste(owner, workspace, settings):
+    settings.MASIVO_PUBLIC_URL = "https://cdp.example.com"
+    sendgrid = connect(workspace, "sendgrid", SENDGRID_VALUES)
+    twilio = connect(workspace, "twilio", TWILIO_VALUES)
+
+    response = client_for(owner).get(f"/w/{workspace.id}/settings/channels/")
+
+    content = response.content.decode()
+    base = "https://cdp.example.com/m/webhooks"
+    assert f"<code>{base}/sendgrid/{sendgrid.webhook_token}</code>" in content
+    assert f"<code>{base}/twilio/{twilio.webhook_token}/status</code>" in content
+    assert f"<code>{base}/twilio/{twilio.webhook_token}/inbound</code>" in content
+    assert content.count("Webhook URLs") == 2  # not for FCM, which is not connected
