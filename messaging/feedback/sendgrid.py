@@ -175,7 +175,11 @@ def process(*, workspace: Workspace, events: list, now: datetime) -> Outcome:
             )
         }
         batch = EngagementBatch(workspace=workspace, now=now)
-        for event in events:
+        # Messages are locked in id order (concurrent batches never wait on each other in a
+        # cycle); each message's events keep the order SendGrid sent them in.
+        for event in sorted(
+            events, key=lambda e: _message_id(e) or 0 if isinstance(e, dict) else 0
+        ):
             if not isinstance(event, dict):
                 outcome.ignore("not an object")
                 continue
