@@ -11,7 +11,7 @@ one.
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
@@ -34,6 +34,11 @@ CUSTOMER_TOKEN = OpenApiParameter(
 )
 
 
+@extend_schema_field({"type": "string", "enum": list(inapp.LAYOUTS)})
+class LayoutField(serializers.CharField):
+    """An inline enum: `layout` is a common field name, and a component would be shared."""
+
+
 class InAppButtonOut(serializers.Serializer):
     label = serializers.CharField()
     deep_link = serializers.CharField(allow_blank=True)
@@ -45,7 +50,7 @@ class InAppMessageOut(serializers.Serializer):
     body = serializers.CharField(allow_blank=True)
     image = serializers.CharField(allow_blank=True, help_text="an image URL, or empty")
     buttons = InAppButtonOut(many=True)
-    layout = serializers.ChoiceField(choices=inapp.LAYOUTS)
+    layout = LayoutField()
     expires_at = serializers.DateTimeField(allow_null=True)
     sent_at = serializers.DateTimeField(allow_null=True)
     status = serializers.CharField(help_text="sent, delivered, opened, read or clicked")
