@@ -25,6 +25,8 @@ from masivo.tenancy.context import workspace_scope
 from messaging.feedback.engagement import record_engagement
 from messaging.feedback.links import public_base_url
 from messaging.models import Message, MessageStatus
+from profiles.consent import may_contact
+from profiles.models import ConsentPurpose
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +96,12 @@ def _start_tag(tag: str, attrs: list[tuple[str, str | None]], self_closing: bool
     for name, value in attrs:
         parts.append(name if value is None else f'{name}="{html_lib.escape(value, quote=True)}"')
     return "<" + " ".join(parts) + (" />" if self_closing else ">")
+
+
+def tracking_allowed(customer, *, settings) -> bool:
+    """`may_track` for `prepare_email_html`: the customer's `link_tracking` consent under the
+    workspace's regime (`settings`: its ProfileSettings), THE consent policy's answer."""
+    return may_contact(customer, ConsentPurpose.LINK_TRACKING, settings=settings)
 
 
 def prepare_email_html(message, html: str, *, may_track: bool) -> str:

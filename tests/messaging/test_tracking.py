@@ -9,6 +9,7 @@ from masivo.tenancy.context import workspace_scope
 from messaging import tracking
 from messaging.models import Message, MessageStatusChange
 from profiles.models import Event
+from profiles.services.settings import profile_settings_get
 from tests.factories import CustomerFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("public_url")]
@@ -66,6 +67,31 @@ def links(out: str) -> list[str]:
 
 def test_without_consent_the_html_is_unchanged(message):
     assert tracking.prepare_email_html(message, HTML, may_track=False) == HTML
+
+
+@pytest.mark.parametrize(
+    ("regime", "status", "allowed"),
+    [
+        ("opt_in", "granted", True),
+        ("opt_in", None, False),
+        ("opt_in", "denied", False),
+        ("opt_out", None, True),
+        ("opt_out", "denied", False),
+    ],
+)
+def test_link_tracking_consent_decides_whether_links_are_tracked(
+    workspace, message, regime, status, allowed
+):
+    with workspace_scope(workspace.id):
+        settings = profile_settings_get(workspace=workspace)
+        settings.consent_regime = regime
+        customer = message.customer
+        customer.consent = {"link_tracking": {"status": status}} if status else {}
+        may_track = tracking.tracking_allowed(customer, settings=settings)
+    out = tracking.prepare_email_html(message, HTML, may_track=may_track)
+    assert may_track is allowed
+    assert (out != HTML) is allowed
+    assert ("/m/c/" in out, "/m/o/" in out) == (allowed, allowed)
 
 
 def test_with_consent_http_links_are_signed_redirects_and_a_pixel_is_added(message):
