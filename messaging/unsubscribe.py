@@ -11,6 +11,7 @@ signed value of Masivo is accepted here). The same token opens both public pages
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -92,8 +93,14 @@ def _is_id(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
+@functools.cache
+def _route_prefix(route: str) -> str:
+    """The route's path up to its token: reverse() costs ~0.4 ms, paid once, not per message."""
+    return reverse(route, kwargs={"token": "-"})[:-1]
+
+
 def _public_url(route: str, token: str) -> str:
-    return settings.MASIVO_PUBLIC_URL + reverse(route, kwargs={"token": token})
+    return settings.MASIVO_PUBLIC_URL + _route_prefix(route) + token
 
 
 def message_links(message) -> dict[str, str]:
