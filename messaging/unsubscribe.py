@@ -20,19 +20,13 @@ from django.urls import reverse
 
 from masivo.tenancy.models import Workspace
 from messaging.models import Channel, MessageKind
+from messaging.policy.vocabulary import CHANNEL_PURPOSE
 from profiles.consent import consent_update, may_contact
 from profiles.models import ConsentPurpose, ConsentStatus, Customer, CustomerMerge
 from profiles.services.settings import profile_settings_get
 
 _TOKEN_SALT = "masivo.messaging.unsubscribe"  # noqa: S105 (a namespace, not a secret)
 
-# The consent purpose a message's channel is sent under; in-app messages need none.
-CHANNEL_PURPOSES = {
-    Channel.EMAIL: ConsentPurpose.EMAIL_MARKETING,
-    Channel.PUSH: ConsentPurpose.PUSH_NOTIFICATIONS,
-    Channel.WHATSAPP: ConsentPurpose.WHATSAPP_MARKETING,
-    Channel.SMS: ConsentPurpose.SMS_MARKETING,
-}
 # What the preference centre offers, in this order, in the customer's words.
 PREFERENCE_LABELS = {
     ConsentPurpose.EMAIL_MARKETING: "Marketing emails",
@@ -84,7 +78,7 @@ def link_token_read(token: str) -> LinkToken | None:
         return None
     if message_id is not None and not _is_id(message_id):
         return None
-    if purpose is not None and purpose not in CHANNEL_PURPOSES.values():
+    if purpose is not None and purpose not in CHANNEL_PURPOSE.values():
         return None
     return LinkToken(workspace_id, customer_id, message_id, purpose)
 
@@ -110,12 +104,13 @@ def message_links(message) -> dict[str, str]:
     preference centre. Without a customer (nothing to name) both are empty strings."""
     if message.customer_id is None:
         return {"unsubscribe_url": "", "preferences_url": ""}
-    purpose = CHANNEL_PURPOSES.get(message.channel)
+    # The purpose the contact policy checks for the channel (none for in-app).
+    purpose = CHANNEL_PURPOSE.get(message.channel)
     token = link_token_issue(
         workspace_id=message.workspace_id,
         customer_id=message.customer_id,
         message_id=message.id,
-        purpose=purpose.value if purpose else None,
+        purpose=purpose,
     )
     preferences_url = _public_url("messaging-preferences", token)
     unsubscribe_url = _public_url("messaging-unsubscribe", token) if purpose else preferences_url

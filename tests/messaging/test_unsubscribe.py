@@ -12,6 +12,7 @@ from django.utils import timezone
 from masivo.tenancy.context import workspace_scope
 from messaging import unsubscribe
 from messaging.models import Message
+from messaging.policy.vocabulary import CHANNEL_PURPOSE
 from profiles.models import ConsentChange, Customer, CustomerMerge
 from profiles.services.customers import customer_erase
 from profiles.services.devices import customer_token_issue
@@ -65,7 +66,7 @@ def token_of(message) -> str:
         workspace_id=message.workspace_id,
         customer_id=message.customer_id,
         message_id=message.id,
-        purpose=unsubscribe.CHANNEL_PURPOSES.get(message.channel),
+        purpose=CHANNEL_PURPOSE[message.channel],
     )
 
 
