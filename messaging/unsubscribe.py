@@ -35,6 +35,13 @@ PREFERENCE_LABELS = {
     ConsentPurpose.SMS_MARKETING: "Text messages (SMS)",
 }
 PREFERENCE_PURPOSES = tuple(PREFERENCE_LABELS)
+# The same inside a sentence: "You will no longer receive marketing emails from Acme."
+PURPOSE_PHRASES = {
+    ConsentPurpose.EMAIL_MARKETING: "marketing emails",
+    ConsentPurpose.PUSH_NOTIFICATIONS: "push notifications",
+    ConsentPurpose.WHATSAPP_MARKETING: "WhatsApp messages",
+    ConsentPurpose.SMS_MARKETING: "text messages (SMS)",
+}
 PREFERENCE_SOURCE = "preference-centre"
 ONE_CLICK = "List-Unsubscribe=One-Click"
 # A profile merged into another hands its links over; a chain longer than this is not followed.

@@ -62,7 +62,7 @@ def unsubscribe(request, token: str):
         )
     context = {
         "workspace": workspace,
-        "purpose_label": links.PREFERENCE_LABELS[link.purpose],
+        "purpose": links.PURPOSE_PHRASES[link.purpose],
         "is_unsubscribed": is_unsubscribed,
         "preferences_url": reverse("messaging-preferences", kwargs={"token": token}),
     }

@@ -252,7 +252,7 @@ def test_unsubscribing_again_records_nothing_more(browser, workspace, ana, email
     revisited = browser.get(unsubscribe_path(email))
 
     assert again.status_code == 200
-    assert "You are already unsubscribed from marketing emails of Acme." in page(revisited)
+    assert "You are already unsubscribed: Acme sends you no marketing emails." in page(revisited)
     assert '<form method="post">' not in page(revisited)
     assert consent_changes(workspace) == [
         (ana.id, "email_marketing", "denied", f"unsubscribe:message:{email.id}")
@@ -268,6 +268,7 @@ def test_unsubscribing_changes_only_the_links_purpose(browser, workspace, ana):
             }
         )
     sms = make_message(workspace, ana, channel="sms", key="campaign:2:1")
+    assert "Unsubscribe from text messages (SMS)" in page(browser.get(unsubscribe_path(sms)))
 
     browser.post(unsubscribe_path(sms))
 
