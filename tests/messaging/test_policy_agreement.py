@@ -161,8 +161,8 @@ def random_facts(rng: random.Random) -> dict:
         "suppression": rng.choice([None] * 6 + REASONS),
         "device": rng.choice([None, "active", "active", "disabled", "expired"]),
         "sent": [
-            (rng.choice(CHANNELS), rng.randint(0, 30), rng.random() < 0.8)
-            for _ in range(rng.randint(0, 4))
+            (rng.choice(CHANNELS), rng.randint(0, 20), rng.random() < 0.8)
+            for _ in range(rng.randint(0, 5))
         ],
     }
 
