@@ -170,16 +170,16 @@ def _insert_columns(model, explicit: dict[str, str], bind) -> tuple[list[str], l
         columns.append(model_field.column)
         if model_field.column in explicit:
             values.append(explicit[model_field.column])
-        elif model_field.has_default():
-            default = model_field.get_default()
+        elif model_field.null and not model_field.has_default():
+            values.append("NULL")
+        else:
+            default = model_field.get_default()  # "" for text without a default, as the ORM
+            if default is None:
+                raise ValueError(f"{model.__name__}.{model_field.name} needs a value")
             if isinstance(model_field, models.JSONField):
                 values.append(_json_sql(default, bind))
             else:
                 values.append(bind(model_field.get_db_prep_save(default, connection)))
-        elif model_field.null:
-            values.append("NULL")
-        else:
-            raise ValueError(f"{model.__name__}.{model_field.name} needs a value")
     return columns, values
 
 
