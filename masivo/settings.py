@@ -355,6 +355,12 @@ SPECTACULAR_SETTINGS = {
             ("failed", "Failed"),
             ("skipped", "Skipped (a newer version exists)"),
         ],
+        "MessageChannelEnum": "messaging.models.messages.Channel.choices",
+        "MessageKindEnum": "messaging.models.messages.MessageKind.choices",
+        "MessageStatusEnum": "messaging.models.messages.MessageStatus.choices",
+        "SuppressionReasonEnum": "messaging.policy.vocabulary.SUPPRESSION_REASONS",
+        "SuppressionChannelEnum": ["email", "whatsapp", "sms"],
+        "FrequencyCapChannelEnum": ["email", "push", "whatsapp", "sms", "in_app", "*"],
     },
 }
 

@@ -46,6 +46,7 @@ EMAIL_PATTERN = r"^[^@ \t\r\n]+@[^@ \t\r\n]+\.[^@ \t\r\n]+$"
 EMAIL_MAX_LENGTH = 254
 E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
 
+SUPPRESSION_REASONS = Suppression.Reason.choices  # for the OpenAPI enum's name (settings)
 # Reasons that block every kind of message; the others block marketing only.
 BLOCKS_EVERY_KIND = (Suppression.Reason.HARD_BOUNCE.value, Suppression.Reason.INVALID_ADDRESS.value)
 SUPPRESSION_TEXTS = {
