@@ -28,7 +28,13 @@ from django.db import connection
 from django.utils import timezone
 
 from audiences.facts import event_windows, facts_for_customers
-from audiences.membership import CAUSE_REALTIME, Cause, membership_apply, memberships_lock
+from audiences.membership import (
+    CAUSE_REALTIME,
+    Cause,
+    membership_apply,
+    memberships_apply_many,
+    memberships_lock,
+)
 from audiences.models import Audience
 from audiences.realtime_cache import (
     FINGERPRINT_SQL,
@@ -153,11 +159,28 @@ def _judge_batch(
 
 
 def _apply_judged(index, touched, judged: _Judged, concerned, workspace_id: int, now):
-    """Write the differences audience by audience, referenced first. An audience that
-    references one whose membership just moved for a customer is judged again for that
-    customer, on the membership as written (the batch statement saw it before)."""
+    """Write the differences, referenced audiences first, in as few statements as the
+    references allow: usually one for the whole batch. An audience that references one whose
+    membership just moved for a customer is judged again for that customer, on the
+    membership as changed: from memory when its rules read nothing but memberships, else by
+    a statement, before which the differences so far are written. The audiences' locks are
+    held (realtime_memberships_update took them)."""
     moved: dict[int, set[int]] = defaultdict(set)
     results = {}
+    unwritten: dict[int, tuple[set[int], set[int]]] = {}
+
+    def write():
+        results.update(
+            memberships_apply_many(
+                workspace_id=workspace_id,
+                changes=unwritten,
+                cause=CAUSE_REALTIME,
+                now=now,
+                locked=True,
+            )
+        )
+        unwritten.clear()
+
     for audience in touched:
         customers = concerned.get(audience.id, set())
         stale = set()
@@ -175,25 +198,24 @@ def _apply_judged(index, touched, judged: _Judged, concerned, workspace_id: int,
             }
             matching = (matching - stale) | again
         elif stale:
+            if unwritten:
+                write()
             again = _judge_batch(index, [audience], sorted(stale), now)
             if again is None:
                 raise RealtimeIndexUnstable(f"audience {audience.id} changed during a batch")
             matching = (matching - stale) | {c for c in stale if again.matching.get(c)}
         current = {cid for cid in customers if audience.id in judged.members[cid]}
         entering, leaving = matching - current, current - matching
-        results[audience.id] = membership_apply(
-            workspace_id=workspace_id,
-            audience_id=audience.id,
-            entering=entering,
-            leaving=leaving,
-            cause=CAUSE_REALTIME,
-            now=now,
-        )
+        results[audience.id] = (0, 0)
+        if entering or leaving:
+            unwritten[audience.id] = (entering, leaving)
         moved[audience.id] = entering | leaving
         for cid in entering:
             judged.members[cid].add(audience.id)
         for cid in leaving:
             judged.members[cid].discard(audience.id)
+    if unwritten:
+        write()
     return results
 
 

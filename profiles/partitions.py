@@ -9,7 +9,8 @@ owner, with a fixed `search_path` and `TimeZone` UTC:
 - `masivo_event_partition_create(month)`: one month's partition. Rows of that month already in
   the default partition are moved into it first: `CREATE TABLE … PARTITION OF` would refuse
   while they are there. It builds the table apart, moves the rows, then attaches it.
-- `masivo_event_partitions_ensure(months_ahead)`: this month and the next `months_ahead`.
+- `masivo_event_partitions_ensure(months_ahead)`: this month and the next `months_ahead`
+  (`event_partitions_ensure` also creates a few months back, through the create function).
 - `masivo_event_partitions_expire(keep_days, detach)`: drops (or detaches, for an archive) each
   month that ended more than `keep_days` ago. The caller passes the LONGEST retention of any
   workspace (profiles/retention.py, which applies the shorter ones row by row). The function
@@ -196,13 +197,38 @@ def drop_functions_sql() -> list[str]:
     return [f"DROP FUNCTION IF EXISTS {signature}" for signature in FUNCTION_SIGNATURES]
 
 
-def event_partitions_ensure(*, months_ahead: int | None = None) -> list[str]:
-    """Create this month's partition and the next `months_ahead` (default: the setting
-    MASIVO_EVENT_PARTITIONS_AHEAD) that are missing; returns the names created."""
+_CREATE_BACK_SQL = """
+SELECT created FROM (
+    SELECT masivo_event_partition_create(month::date) AS created
+      FROM generate_series(
+               date_trunc('month', now() AT TIME ZONE 'UTC') - make_interval(months => %(back)s),
+               date_trunc('month', now() AT TIME ZONE 'UTC') - interval '1 month',
+               interval '1 month') AS month
+     WHERE %(keep_days)s::integer IS NULL
+        OR month + interval '1 month' > (now() AT TIME ZONE 'UTC')
+                                        - make_interval(days => %(keep_days)s::integer)
+) made WHERE created IS NOT NULL
+"""
+
+
+def event_partitions_ensure(
+    *, months_ahead: int | None = None, months_back: int | None = None, keep_days: int | None = None
+) -> list[str]:
+    """Create the missing partitions for this month, the next `months_ahead` (default: the
+    setting MASIVO_EVENT_PARTITIONS_AHEAD) and the previous `months_back` (default:
+    MASIVO_EVENT_PARTITIONS_BACK), so late and back-dated events (an app offline for a week,
+    a backfill) land in their month rather than the default partition. A month back that
+    retention (`keep_days`, the longest of any workspace; None keeps all) would drop at once is
+    not created. Returns the names created."""
     ahead = settings.MASIVO_EVENT_PARTITIONS_AHEAD if months_ahead is None else months_ahead
+    back = settings.MASIVO_EVENT_PARTITIONS_BACK if months_back is None else months_back
+    if not 0 <= back <= 36:
+        raise ValueError(f"months_back must be between 0 and 36, not {back}")
     with connection.cursor() as cursor:
+        cursor.execute(_CREATE_BACK_SQL, {"back": back, "keep_days": keep_days})
+        created = [row[0] for row in cursor.fetchall()]
         cursor.execute("SELECT masivo_event_partitions_ensure(%s)", [ahead])
-        return [row[0] for row in cursor.fetchall()]
+        return created + [row[0] for row in cursor.fetchall()]
 
 
 def event_partitions_expire(*, keep_days: int, detach: bool | None = None) -> list[str]:

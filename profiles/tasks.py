@@ -8,7 +8,11 @@ from masivo.tenancy.tasks import WorkspaceTask
 from profiles.imports import IMPORT_TASK, customer_import_process, customer_imports_resume_stalled
 from profiles.models import CustomerImport
 from profiles.partitions import event_partitions_ensure
-from profiles.retention import event_months_expire, workspace_retention_apply
+from profiles.retention import (
+    event_months_expire,
+    events_longest_retention_days,
+    workspace_retention_apply,
+)
 
 
 @shared_task(name=IMPORT_TASK, base=WorkspaceTask)
@@ -26,8 +30,9 @@ def resume_stalled_imports() -> int:
 
 @shared_task(name="profiles.ensure_event_partitions")
 def ensure_event_partitions() -> list[str]:
-    """Beat: the event log's partitions for this month and MASIVO_EVENT_PARTITIONS_AHEAD more."""
-    return event_partitions_ensure()
+    """Beat: the event log's partitions for this month, MASIVO_EVENT_PARTITIONS_AHEAD more and
+    MASIVO_EVENT_PARTITIONS_BACK behind (those retention keeps)."""
+    return event_partitions_ensure(keep_days=events_longest_retention_days())
 
 
 @shared_task(name="profiles.apply_event_retention")

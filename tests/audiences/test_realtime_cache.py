@@ -116,9 +116,9 @@ def test_rules_changed_by_another_process_are_used_on_the_next_batch(workspace):
     other = OtherWorker()
     try:
         # The first batch builds the copy (one statement), then takes the audiences' locks,
-        # prepares and runs the evaluation, and writes the enter (membership's lock and
-        # statement); the next ones reuse the copy and the prepared statement.
-        assert other.judge(workspace, customer) == (f"{audience.id}:1:0", 1 + 1 + 2 + 2)
+        # prepares and runs the evaluation, and writes the enter (one statement, under the
+        # locks already held); the next ones reuse the copy and the prepared statement.
+        assert other.judge(workspace, customer) == (f"{audience.id}:1:0", 1 + 1 + 2 + 1)
         assert other.judge(workspace, customer) == (f"{audience.id}:0:0", 1 + 1)
 
         with workspace_scope(workspace.id):
@@ -130,7 +130,7 @@ def test_rules_changed_by_another_process_are_used_on_the_next_batch(workspace):
         # Judged with the old copy, found stale by that statement, rebuilt, locked and judged
         # again with the new rules (the same prepared statement: only a value changed), and
         # the exit written.
-        assert other.judge(workspace, customer) == (f"{audience.id}:0:1", 2 + 1 + 1 + 1 + 2)
+        assert other.judge(workspace, customer) == (f"{audience.id}:0:1", 2 + 1 + 1 + 1 + 1)
         assert member_ids(workspace, audience) == []
 
         # A hand-written UPDATE is a change too (no writer has to remember anything).

@@ -263,6 +263,41 @@ def test_the_app_role_creates_months_ahead_and_moves_stragglers_out_of_the_defau
     assert fetch(f"SELECT message_id FROM {partition_of(9)}") == []  # noqa: S608 (no scope)
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("keep_days", [None, 1, 45])
+def test_months_back_are_created_for_late_events_unless_retention_would_drop_them(
+    workspace, future_months, keep_days
+):
+    from profiles.partitions import event_partitions_ensure
+
+    with connection.cursor() as cursor:  # the months the migration made for older events
+        for offset in (-1, -2, -3):
+            cursor.execute(f'DROP TABLE IF EXISTS "{partition_of(offset)}"')
+    with workspace_scope(workspace.id):
+        late = {
+            "type": "track", "name": "Late", "properties": {}, "customer_id": None,
+            "occurred_at": (month_start(-2) + timedelta(days=3)).isoformat(),
+            "message_id": "late", "user_id": "", "anonymous_id": "a", "context": {},
+        }  # fmt: skip
+        events_append(workspace_id=workspace.id, rows=[late], source="test", now=NOW)
+
+    created = event_partitions_ensure(months_ahead=0, months_back=3, keep_days=keep_days)
+
+    kept = [
+        offset
+        for offset in (-3, -2, -1)
+        if keep_days is None or month_start(offset + 1) > NOW - timedelta(days=keep_days)
+    ]
+    assert [name for name in created if name < partition_of(0)] == [
+        partition_of(offset) for offset in kept
+    ]
+    assert event_partitions_ensure(months_ahead=0, months_back=3, keep_days=keep_days) == []
+    where = partition_of(-2) if -2 in kept else "profiles_event_default"
+    assert [row[4] for row in events_by_workspace(workspace)] == [where]
+    with pytest.raises(ValueError, match="months_back must be between 0 and 36"):
+        event_partitions_ensure(months_back=37)
+
+
 @pytest.mark.parametrize(
     ("statement", "refusal"),
     [
@@ -304,3 +339,4 @@ def test_the_app_role_may_execute_the_maintenance_but_not_run_ddl_itself():
         ("masivo_event_partitions_expire", True, True, owner, fixed),
     ]
     assert settings.MASIVO_EVENT_PARTITIONS_AHEAD == 3
+    assert settings.MASIVO_EVENT_PARTITIONS_BACK == 1

@@ -245,7 +245,9 @@ def test_the_command_runs_the_same_maintenance_by_hand(workspace, other_workspac
     append(workspace, ("d-60", NOW - timedelta(days=60)), ("d-0", NOW))
     out = io.StringIO()
 
-    call_command("event_partitions", "ensure", "--ahead", "3", stdout=out)
+    # No month back: moving rows out of the default partition cannot run in the transaction
+    # that wrote them (test_event_partitions covers months back).
+    call_command("event_partitions", "ensure", "--ahead", "3", "--back", "0", stdout=out)
     call_command("event_partitions", "expire", stdout=out)
     call_command("event_partitions", "show", stdout=out)
 

@@ -2,7 +2,7 @@
 partitions and retention"), through the same functions and services.
 
     manage.py event_partitions show              # each partition and its bound
-    manage.py event_partitions ensure [--ahead N]
+    manage.py event_partitions ensure [--ahead N] [--back N]
     manage.py event_partitions expire [--detach] # months, then each workspace's rows and ids
 """
 
@@ -21,16 +21,19 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("action", choices=["show", "ensure", "expire"])
         parser.add_argument("--ahead", type=int, default=None, help="months ahead to create")
+        parser.add_argument("--back", type=int, default=None, help="months back to create")
         parser.add_argument(
             "--detach", action="store_true", help="detach expired months as archive tables"
         )
 
-    def handle(self, *args, action, ahead, detach, **options):
+    def handle(self, *args, action, ahead, back, detach, **options):
         if action == "show":
             for name, bound in event_partitions():
                 self.stdout.write(f"{name}\t{bound}")
         elif action == "ensure":
-            created = event_partitions_ensure(months_ahead=ahead)
+            created = event_partitions_ensure(
+                months_ahead=ahead, months_back=back, keep_days=events_longest_retention_days()
+            )
             self.stdout.write(f"created {len(created)}: {', '.join(created) or '-'}")
         else:
             self._expire(detach=detach or None)
