@@ -157,7 +157,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-CELERY_IMPORTS = ["masivo.pipeline"]
+CELERY_IMPORTS = ["masivo.pipeline", "messaging.topic_tasks"]
 CELERY_BEAT_SCHEDULE = {
     "sweep-unprocessed-events": {
         "task": "masivo.pipeline.sweep_unprocessed_events",
@@ -198,6 +198,10 @@ CELERY_BEAT_SCHEDULE = {
     "recover-stalled-sends": {
         "task": "messaging.recover_sending",
         "schedule": 60.0,
+    },
+    "sweep-push-topics": {
+        "task": "messaging.sweep_push_topics",
+        "schedule": 30.0,
     },
 }
 CELERY_TIMEZONE = "UTC"

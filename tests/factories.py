@@ -11,7 +11,7 @@ from audiences.models import Audience, ListUpload
 from masivo.tenancy import keys
 from masivo.tenancy.models import ApiKey, Invitation, Member, Organization, Workspace
 from masivo.tenancy.roles import Role
-from messaging.models import ChannelConnection
+from messaging.models import AudienceTopic, ChannelConnection
 from profiles.models import Customer, CustomerImport
 
 
@@ -134,6 +134,14 @@ class ChannelConnectionFactory(factory.django.DjangoModelFactory):
     credential_hints = factory.LazyFunction(lambda: {"api_key": "cdef"})
 
 
+class AudienceTopicFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = AudienceTopic
+
+    audience_id = factory.Sequence(lambda n: 900_000 + n)
+    topic = factory.LazyAttribute(lambda o: f"{o.workspace.id}_audience_{o.audience_id}")
+
+
 def make_in_workspace(model, workspace: Workspace):
     """One object of `model` belonging to `workspace` (call inside its workspace_scope)."""
     if model is Member:
@@ -144,6 +152,7 @@ def make_in_workspace(model, workspace: Workspace):
 
 
 TENANT_FACTORIES = {
+    AudienceTopic: AudienceTopicFactory,
     ApiKey: ApiKeyFactory,
     Customer: CustomerFactory,
     CustomerImport: CustomerImportFactory,

@@ -88,6 +88,7 @@ KNOWN_FOREIGN_KEYS = {
     ("messaging_messagestatuschange", ("message_id",), "messaging_message"),
     ("messaging_suppression", ("message_id",), "messaging_message"),
     ("messaging_templateversion", ("template_id",), "messaging_template"),
+    ("messaging_topicsubscription", ("topic_id",), "messaging_audiencetopic"),
     ("profiles_consentchange", ("customer_id",), "profiles_customer"),
     ("profiles_customerimportchunk", ("customer_import_id",), "profiles_customerimport"),
     ("profiles_customerimporterror", ("customer_import_id",), "profiles_customerimport"),

@@ -108,6 +108,7 @@ VALIDITY_THE_SCHEMA_CANNOT_SAY = {
     # Keys must be real keys: an FCM service account's private key (PEM) and a SendGrid Event
     # Webhook verification key (ECDSA P-256); tests/messaging/test_connections*.py cover them.
     "POST /api/v1/messaging/connections": "credentials must be real keys (docs/messaging.md)",
+    "POST /api/v1/messaging/push-topics": "the audience must be the workspace's, FCM connected",
     **{
         f"POST /v1/{kind}": "a Segment message: its spec decides which ids it needs"
         for kind in ("identify", "track", "page", "screen", "group", "alias", "batch", "import")

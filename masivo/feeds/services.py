@@ -80,6 +80,16 @@ def feed_cursor_create(
     return _position(FeedCursor.objects.get(**key))
 
 
+def feed_cursor_delete(
+    *, workspace_id: int, feed: str, consumer: str, scope: int | None = None
+) -> bool:
+    """Forget a consumer's cursor (a scoped consumer that stops following a scope), so it
+    no longer holds back retention. True if there was one."""
+    key = _cursor_key(workspace_id=workspace_id, feed=feed, consumer=consumer, scope=scope)
+    deleted, _ = FeedCursor.objects.filter(**key).delete()
+    return deleted > 0
+
+
 def feed_read(
     *,
     workspace_id: int,

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from messaging.api import views
+from messaging.api import topics, views
 
 urlpatterns = [
     path(
@@ -17,6 +17,12 @@ urlpatterns = [
         "messaging/connections/<int:id>/test",
         views.ConnectionTestView.as_view(),
         name="messaging-connection-test",
+    ),
+    path("messaging/push-topics", topics.TopicListView.as_view(), name="messaging-topic-list"),
+    path(
+        "messaging/push-topics/<int:id>",
+        topics.TopicDetailView.as_view(),
+        name="messaging-topic-detail",
     ),
     path("", include("messaging.api.template_urls")),
     path("", include("messaging.api.message_urls")),

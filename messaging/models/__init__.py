@@ -12,8 +12,10 @@ from messaging.models.messages import (
 )
 from messaging.models.policy import ContactPolicy, Suppression
 from messaging.models.templates import Template, TemplateVersion
+from messaging.models.topics import AudienceTopic, TopicSubscription
 
 __all__ = [
+    "AudienceTopic",
     "Channel",
     "ChannelConnection",
     "ContactPolicy",
@@ -24,4 +26,5 @@ __all__ = [
     "Suppression",
     "Template",
     "TemplateVersion",
+    "TopicSubscription",
 ]

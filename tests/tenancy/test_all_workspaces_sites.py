@@ -20,6 +20,7 @@ CALL_SITES = [
     ("masivo/jobs.py", "reason"),  # jobs_to_wake(model, reason=...): each sweep names its own
     ("masivo/pipeline.py", '"beat sweep: find every workspace with overdue follow-ups"'),
     ("masivo/pipeline.py", '"beat: list workspaces for the daily metrics refresh"'),
+    ("messaging/topic_tasks.py", '"beat: find the workspaces that have push topics"'),
     ("masivo/secrets.py", '"secrets_rotate: re-encrypt every workspace\'s secrets"'),
     ("masivo/tenancy/admin.py", "OPERATOR"),
     ("masivo/tenancy/admin.py", "OPERATOR"),
