@@ -12,7 +12,7 @@ DEFAULTS: dict[str, float] = {
     "MASIVO_SEND_BATCH_SIZE": 500,
     # Messages marked handed over, called and recorded together: what a worker killed during a
     # hand-over can leave `unknown`, at most.
-    "MASIVO_SEND_HANDOVER_CHUNK": 50,
+    "MASIVO_SEND_HANDOVER_CHUNK": 20,
     # Concurrent requests per hand-over (SendGrid and Twilio take one request a message).
     "MASIVO_SEND_CONCURRENCY": 8,
     # FCM `send_each` starts a thread per message: chunks of this many (500 at most).

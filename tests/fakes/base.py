@@ -10,6 +10,7 @@ provider does: 2xx, 429 with Retry-After, 5xx and the provider's permanent error
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -65,7 +66,7 @@ class FakeServer:
     # Lifecycle ---------------------------------------------------------------------------------
 
     def start(self) -> FakeServer:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = _QuietServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, name=self.name, daemon=True).start()
         return self
@@ -125,6 +126,14 @@ class FakeServer:
                 if predicate(request):
                     return answer
         return self.route(request)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that goes away mid-request (a sender killed by a test) is no error to print."""
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def _always(request: RecordedRequest) -> bool:

@@ -113,7 +113,7 @@ class FcmSender(Sender):
             image=fields.get("image") or None,
         )
         requests = [
-            (device_id, messaging.Message(token=token, notification=notification, data=data))
+            (device_id, messaging.Message(fid=token, notification=notification, data=data))
             for device_id, token in devices
         ]
         payload = {
@@ -144,6 +144,11 @@ class FcmSender(Sender):
         return {message_id: self._outcome(found) for message_id, found in answers.items()}
 
     def _outcome(self, answers: list) -> Outcome:
+        for device_id, _, error in answers:
+            if isinstance(error, messaging.UnregisteredError) or (
+                isinstance(error, exceptions.InvalidArgumentError) and _has_fcm_error_detail(error)
+            ):
+                self.unregistered.add(device_id)
         accepted = [fcm_id for _, fcm_id, error in answers if error is None]
         if accepted:
             return Sent(
@@ -152,11 +157,6 @@ class FcmSender(Sender):
             )
         errors = [error for _, _, error in answers]
         retryable = [error for error in errors if isinstance(error, _RETRYABLE)]
-        for device_id, _, error in answers:
-            if isinstance(error, messaging.UnregisteredError) or (
-                isinstance(error, exceptions.InvalidArgumentError) and _has_fcm_error_detail(error)
-            ):
-                self.unregistered.add(device_id)
         if retryable:
             waits = [w for w in (_retry_after(error) for error in retryable) if w is not None]
             first = retryable[0]

@@ -7,6 +7,7 @@ recovery looks a possibly handed-over message up instead of calling it unknown
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from datetime import datetime, timedelta
 
@@ -23,6 +24,9 @@ from messaging.sending.retry import seconds_header
 from messaging.sending.senders.base import Prepared, Sender
 
 STATUS_CALLBACK_PATH = "/m/webhooks/twilio/status"
+# twilio's http client logs every request and its headers at INFO: at send rates, that is
+# most of the sender's time and a log line per header.
+logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 # Twilio's synchronous refusals that retrying cannot change.
 PERMANENT_CODES = {
     21211: "invalid To number",
