@@ -136,7 +136,7 @@ def _clean_fields(spec: dict[str, Field], fields, *, prefix: str, is_variant: bo
                 raise InvalidInput("required", field=path)
             continue
         value = _clean_value(field, fields[name], path)
-        if field.is_required and not is_variant and value in ("", None):
+        if field.is_required and not is_variant and (value is None or not str(value).strip()):
             raise InvalidInput("required", field=path)
         cleaned[name] = value
     return cleaned
