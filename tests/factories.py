@@ -11,7 +11,15 @@ from audiences.models import Audience, ListUpload
 from masivo.tenancy import keys
 from masivo.tenancy.models import ApiKey, Invitation, Member, Organization, Workspace
 from masivo.tenancy.roles import Role
-from messaging.models import AudienceTopic, ChannelConnection
+from messaging.models import (
+    AudienceTopic,
+    Campaign,
+    ChannelConnection,
+    Message,
+    Suppression,
+    Template,
+    TemplateVersion,
+)
 from profiles.models import Customer, CustomerImport
 
 
@@ -142,6 +150,61 @@ class AudienceTopicFactory(factory.django.DjangoModelFactory):
     topic = factory.LazyAttribute(lambda o: f"{o.workspace.id}_audience_{o.audience_id}")
 
 
+class TemplateFactory(factory.django.DjangoModelFactory):
+    """An email template with its first version."""
+
+    class Meta:
+        model = Template
+        skip_postgeneration_save = True
+
+    name = factory.Sequence(lambda n: f"Template {n}")
+    channel = "email"
+
+    @factory.post_generation
+    def version(template, create, extracted, **kwargs):
+        if create:
+            TemplateVersion.objects.create(
+                workspace=template.workspace,
+                template=template,
+                number=1,
+                content=extracted
+                or {"subject": "Hi {{ customer.first_name }}", "html": "<p>Hello</p>", "text": ""},
+            )
+
+
+class MessageFactory(factory.django.DjangoModelFactory):
+    """A message already handed over (status sent)."""
+
+    class Meta:
+        model = Message
+
+    customer = factory.SubFactory(CustomerFactory, workspace=factory.SelfAttribute("..workspace"))
+    channel = "in_app"
+    kind = "marketing"
+    dedupe_key = factory.Sequence(lambda n: f"test:{n}")
+    origin = factory.LazyFunction(lambda: {"source": "test"})
+    status = "sent"
+    sent_at = factory.LazyFunction(timezone.now)
+    payload = factory.LazyFunction(lambda: {"title": "Hello", "body": "A message"})
+
+
+class SuppressionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Suppression
+
+    channel = "email"
+    address = factory.Sequence(lambda n: f"bounced{n}@example.com")
+    reason = Suppression.Reason.MANUAL
+
+
+class CampaignFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Campaign
+
+    name = factory.Sequence(lambda n: f"Campaign {n}")
+    channel = "email"
+
+
 def make_in_workspace(model, workspace: Workspace):
     """One object of `model` belonging to `workspace` (call inside its workspace_scope)."""
     if model is Member:
@@ -153,6 +216,10 @@ def make_in_workspace(model, workspace: Workspace):
 
 TENANT_FACTORIES = {
     AudienceTopic: AudienceTopicFactory,
+    Campaign: CampaignFactory,
+    Message: MessageFactory,
+    Suppression: SuppressionFactory,
+    Template: TemplateFactory,
     ApiKey: ApiKeyFactory,
     Customer: CustomerFactory,
     CustomerImport: CustomerImportFactory,

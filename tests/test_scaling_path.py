@@ -82,6 +82,7 @@ KNOWN_FOREIGN_KEYS = {
     ("audiences_membership", ("customer_id",), "profiles_customer"),
     ("audiences_membershipchange", ("audience_id",), "audiences_audience"),
     ("audiences_recalculation", ("audience_id",), "audiences_audience"),
+    ("messaging_message", ("campaign_id",), "messaging_campaign"),
     ("messaging_message", ("customer_id",), "profiles_customer"),
     ("messaging_message", ("template_id",), "messaging_template"),
     ("messaging_message", ("template_version_id",), "messaging_templateversion"),

@@ -2,6 +2,7 @@
 versions, messages (one per recipient per send) with their status history, and the contact
 policy with the suppression list."""
 
+from messaging.models.campaigns import Campaign
 from messaging.models.connections import ChannelConnection
 from messaging.models.messages import (
     Channel,
@@ -16,6 +17,7 @@ from messaging.models.topics import AudienceTopic, TopicSubscription
 
 __all__ = [
     "AudienceTopic",
+    "Campaign",
     "Channel",
     "ChannelConnection",
     "ContactPolicy",

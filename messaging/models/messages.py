@@ -21,6 +21,7 @@ class MessageKind(models.TextChoices):
 class MessageStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     DEFERRED = "deferred", "Deferred"
+    PAUSED = "paused", "Paused"  # pending, held by its paused campaign: never claimed
     SENDING = "sending", "Sending"
     SENT = "sent", "Sent"
     DELIVERED = "delivered", "Delivered"
@@ -67,6 +68,13 @@ class Message(TenantModel):
     # Where the send came from: {"source": "api"}, {"source": "campaign", "campaign": 5},
     # {"source": "journey", "journey": 3, "enrollment": 9, "step": "welcome"}, {"source": "test"}.
     origin = models.JSONField(default=dict)
+    campaign = models.ForeignKey(
+        "messaging.Campaign",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="messages",
+    )
     template = models.ForeignKey(
         "messaging.Template", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -121,6 +129,12 @@ class Message(TenantModel):
                 fields=["sending_at"], condition=Q(status="sending"), name="message_sending"
             ),
             models.Index(fields=["workspace", "-created_at"], name="message_ws_created"),
+            # A campaign's progress and stats.
+            models.Index(
+                fields=["workspace", "campaign", "status"],
+                condition=Q(campaign__isnull=False),
+                name="message_ws_campaign",
+            ),
             # A customer's messages (profile page) and frequency caps (sent in a window).
             models.Index(fields=["workspace", "customer", "-created_at"], name="message_ws_cust"),
             # Delivery webhooks that name the provider's id.
