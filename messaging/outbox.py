@@ -196,6 +196,7 @@ def messages_enqueue_from_sql(
     template_version: TemplateVersion | None = None,
     render_input: dict | None = None,
     at: datetime.datetime | None = None,
+    campaign=None,
 ) -> EnqueuedCounts:
     """One message per customer the source names, each with the contact policy's decision,
     in ONE `INSERT … SELECT` (and its status history in the same statement).
@@ -204,7 +205,8 @@ def messages_enqueue_from_sql(
     `source_params`), e.g. `SELECT customer_id FROM audiences_membership WHERE audience_id =
     %(audience)s AND exited_at IS NULL`. Each dedupe key is `dedupe_key_prefix` followed by
     the customer id (`campaign:5:`), so running it again creates only what is missing
-    (`ON CONFLICT DO NOTHING`): a crashed snapshot resumes by running again."""
+    (`ON CONFLICT DO NOTHING`): a crashed snapshot resumes by running again. `campaign` (a
+    Campaign) links the rows to it."""
     if not dedupe_key_prefix or len(dedupe_key_prefix) > 200:
         raise InvalidInput("a prefix of 1 to 200 characters", field="dedupe_key_prefix")
     at = at or timezone.now()
@@ -231,6 +233,7 @@ def messages_enqueue_from_sql(
             "kind": bind(kind),
             "dedupe_key": f"{bind(dedupe_key_prefix)} || d.customer_id::text",
             "origin": _json_sql(origin, bind),
+            "campaign_id": bind(campaign.id) if campaign is not None else "NULL",
             "template_id": bind(template.id) if template else "NULL",
             "template_version_id": bind(version.id) if version else "NULL",
             "address": "d.address",
