@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from logging import DEBUG
 
 from django.db import connection, transaction
 
@@ -113,7 +114,7 @@ def messages_mark_handover(
     if not payloads:
         return set()
     ids = list(payloads)
-    with all_workspaces(reason=CLAIM_REASON), connection.cursor() as cursor:
+    with all_workspaces(reason=CLAIM_REASON, log_level=DEBUG), connection.cursor() as cursor:
         cursor.execute(
             _HANDOVER_SQL,
             {
@@ -167,7 +168,7 @@ def messages_record_outcomes(
     }
     ids = list(rows)
     columns = list(zip(*(rows[message_id] for message_id in ids), strict=True))
-    with all_workspaces(reason=CLAIM_REASON), connection.cursor() as cursor:
+    with all_workspaces(reason=CLAIM_REASON, log_level=DEBUG), connection.cursor() as cursor:
         cursor.execute(
             _OUTCOME_SQL,
             {

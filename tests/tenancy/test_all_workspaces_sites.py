@@ -21,6 +21,10 @@ CALL_SITES = [
     ("masivo/pipeline.py", '"beat sweep: find every workspace with overdue follow-ups"'),
     ("masivo/pipeline.py", '"beat: list workspaces for the daily metrics refresh"'),
     ("messaging/topic_tasks.py", '"beat: find the workspaces that have push topics"'),
+    ("messaging/sending/recovery.py", "RECOVERY_REASON"),
+    ("messaging/sending/store.py", "CLAIM_REASON"),  # the claim
+    ("messaging/sending/store.py", "CLAIM_REASON"),  # a hand-over marker
+    ("messaging/sending/store.py", "CLAIM_REASON"),  # a hand-over's outcomes
     ("masivo/secrets.py", '"secrets_rotate: re-encrypt every workspace\'s secrets"'),
     ("masivo/tenancy/admin.py", "OPERATOR"),
     ("masivo/tenancy/admin.py", "OPERATOR"),
