@@ -8,12 +8,13 @@ from audiences.views import editor as audience_editor
 from audiences.views import explain as audience_explain
 from audiences.views.customers import customer_audiences_panel
 from masivo.dashboard.views import api_keys, home, members, sections, workspace_settings
+from messaging.views.customers import customer_messages_panel
 from profiles.views import customer_actions, customers, imports
 
 app_name = "dashboard"
 
 # Sections of the customer profile page that higher layers contribute (profiles.views.customers).
-PROFILE_PAGE = {"panels": (customer_audiences_panel,)}
+PROFILE_PAGE = {"panels": (customer_audiences_panel, customer_messages_panel)}
 
 workspace_pages = [
     path("", home.overview, name="overview"),
