@@ -109,6 +109,10 @@ VALIDITY_THE_SCHEMA_CANNOT_SAY = {
     # Webhook verification key (ECDSA P-256); tests/messaging/test_connections*.py cover them.
     "POST /api/v1/messaging/connections": "credentials must be real keys (docs/messaging.md)",
     "POST /api/v1/messaging/push-topics": "the audience must be the workspace's, FCM connected",
+    "POST /api/v1/messages": "the customer and the template must be the workspace's, the "
+    "template for the channel (docs/messaging/transactional.md)",
+    "POST /api/v1/messaging/suppressions": "the address must be an email or a valid phone, as "
+    "the channel says",
     **{
         f"POST /v1/{kind}": "a Segment message: its spec decides which ids it needs"
         for kind in ("identify", "track", "page", "screen", "group", "alias", "batch", "import")

@@ -36,6 +36,8 @@ from profiles.models import Customer
 
 HH_MM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_ID = 2**63 - 1  # bigint: a larger id is a 400, not a database error
+ID_PARAM = {"type": "integer", "minimum": 1, "maximum": 10**18 - 1}
 
 
 class DecisionOut(serializers.Serializer):
@@ -84,11 +86,11 @@ class MessageDetailOut(MessageOut):
 
 
 class MessageSendIn(RefusesUnknownFields):
-    customer_id = serializers.IntegerField(min_value=1, required=False)
+    customer_id = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
     external_id = StrictCharField(max_length=255, required=False)
     email = StrictCharField(max_length=254, required=False)
     channel = serializers.ChoiceField(Channel.choices)
-    template_id = serializers.IntegerField(min_value=1)
+    template_id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     kind = serializers.ChoiceField(MessageKind.choices, default=MessageKind.TRANSACTIONAL)
     event = serializers.DictField(
         required=False, help_text="the triggering event's properties, for the template"
@@ -127,8 +129,8 @@ def _int_param(request, name: str) -> int | None:
     raw = request.query_params.get(name)
     if raw is None:
         return None
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise exceptions.ValidationError({name: ["a whole number"]})
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18 or int(raw) < 1:
+        raise exceptions.ValidationError({name: ["a whole number, 1 or more"]})
     return int(raw)
 
 
@@ -180,13 +182,13 @@ class MessageListView(WorkspaceAPIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("customer", int, description="a customer's id"),
+            OpenApiParameter("customer", ID_PARAM, description="a customer's id"),
             OpenApiParameter("channel", str, enum=Channel.values),
             OpenApiParameter("status", str, enum=MessageStatus.values),
             OpenApiParameter("decision", str, enum=list(DECISION_CODES)),
-            OpenApiParameter("template", int, description="a template's id"),
-            OpenApiParameter("campaign", int, description="a campaign's id"),
-            OpenApiParameter("journey", int, description="a journey's id"),
+            OpenApiParameter("template", ID_PARAM, description="a template's id"),
+            OpenApiParameter("campaign", ID_PARAM, description="a campaign's id"),
+            OpenApiParameter("journey", ID_PARAM, description="a journey's id"),
             OpenApiParameter("source", str, description="api, campaign, journey or test"),
             OpenApiParameter("created_after", OpenApiTypes.DATETIME, description="inclusive"),
             OpenApiParameter("created_before", OpenApiTypes.DATETIME, description="exclusive"),
@@ -341,11 +343,19 @@ class CapIn(RefusesUnknownFields):
     window_hours = serializers.IntegerField(min_value=1, max_value=MAX_WINDOW_HOURS)
 
 
+@extend_schema_field({"type": "string", "pattern": HH_MM, "example": "21:00"})
+class ClockField(serializers.TimeField):
+    """A time of day as HH:MM, as the settings take it."""
+
+    def __init__(self, **kwargs):
+        super().__init__(format="%H:%M", **kwargs)
+
+
 class ContactPolicyOut(serializers.Serializer):
     frequency_caps = CapIn(many=True)
     quiet_hours_enabled = serializers.BooleanField()
-    quiet_hours_start = serializers.TimeField(format="%H:%M")
-    quiet_hours_end = serializers.TimeField(format="%H:%M")
+    quiet_hours_start = ClockField()
+    quiet_hours_end = ClockField()
     quiet_hours_action = serializers.ChoiceField(["defer", "skip"])
     quiet_hours_channels = serializers.ListField(child=serializers.ChoiceField(Channel.values))
     updated_at = serializers.DateTimeField()

@@ -1,10 +1,11 @@
 """Quiet hours in a customer's time zone, as the SQL form computes them with `AT TIME ZONE`.
 
 A window runs from `start` (included) to `end` (excluded) in local time; `start` after `end`
-is an overnight window (21:00 to 08:00). A local time that a DST change makes ambiguous or skips
-is read as Postgres reads it, so both forms give the same instant: an ambiguous time (the hour
-repeated in autumn) is the later one, a skipped time (spring) takes the offset in force before
-the change (02:30 in a 02:00→03:00 gap is 03:30).
+is an overnight window (21:00 to 08:00), `start` equal to `end` an empty one. A local time
+that a DST change makes ambiguous or skips is read as Postgres reads it, so both forms give
+the same instant: an ambiguous time (the hour repeated in autumn) is the later one, a skipped
+time (spring) takes the offset in force before the change (02:30 in a 02:00→03:00 gap is
+03:30).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from zoneinfo import ZoneInfo
 
 
 def is_quiet(local: datetime.time, start: datetime.time, end: datetime.time) -> bool:
+    if start == end:
+        return False  # an empty window
     if start < end:
         return start <= local < end
     return local >= start or local < end

@@ -135,9 +135,6 @@ def contact_policy_update(*, workspace: Workspace, changes: dict, actor: Actor) 
         policy.quiet_hours_action = changes["quiet_hours_action"]
     if "quiet_hours_channels" in changes:
         policy.quiet_hours_channels = clean_channels(changes["quiet_hours_channels"])
-    if policy.quiet_hours_start == policy.quiet_hours_end:
-        raise InvalidInput("quiet hours must end at another time than they start",
-                           field="quiet_hours_end")  # fmt: skip
     policy.updated_at = timezone.now()
     policy.save()
     return policy

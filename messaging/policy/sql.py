@@ -151,7 +151,9 @@ def policy_decisions_sql(
             start = f"{bind(policy_obj.quiet_hours_start)}::time"
             end = f"{bind(policy_obj.quiet_hours_end)}::time"
             local = f"({at_sql} AT TIME ZONE z.zone)"
-            if policy_obj.quiet_hours_start < policy_obj.quiet_hours_end:
+            if policy_obj.quiet_hours_start == policy_obj.quiet_hours_end:
+                is_quiet = "false"  # an empty window
+            elif policy_obj.quiet_hours_start < policy_obj.quiet_hours_end:
                 is_quiet = f"({local}::time >= {start} AND {local}::time < {end})"
             else:
                 is_quiet = f"({local}::time >= {start} OR {local}::time < {end})"

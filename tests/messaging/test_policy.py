@@ -340,3 +340,12 @@ def test_the_reasons_come_in_order(workspace, scope, form):
 
     assert decide(form, ana, "email", at=night).code == "suppressed"
     assert decide(form, ana, "email", "transactional", at=night).code == "ok"
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_a_window_that_ends_when_it_starts_is_empty(workspace, scope, form):
+    set_policy(workspace, **QUIET | {"quiet_hours_start": datetime.time(8)})
+    ana = customer(workspace, timezone="UTC")
+
+    for hour in (0, 8, 12, 23):
+        assert decide(form, ana, "email", at=AT.replace(hour=hour)).code == "ok"

@@ -72,7 +72,7 @@ policies = st.fixed_dictionaries(
     {
         "frequency_caps": caps,
         "quiet_hours_enabled": st.sampled_from([True, True, False]),
-        "quiet_hours_window": st.tuples(st.integers(0, 95), st.integers(1, 95)),
+        "quiet_hours_window": st.tuples(st.integers(0, 95), st.integers(0, 95)),
         "quiet_hours_action": st.sampled_from(["defer", "skip"]),
         "quiet_hours_channels": st.sampled_from([CHANNELS, ["email", "push"], ["sms"], []]),
     }

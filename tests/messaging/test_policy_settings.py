@@ -37,8 +37,6 @@ def scope(workspace):
          "frequency_caps", "at most 20 caps"),
         ({"quiet_hours_start": "7:00"}, "quiet_hours_start",
          "a time of day as HH:MM (00:00 to 23:59)"),
-        ({"quiet_hours_end": "21:00"}, "quiet_hours_end",
-         "quiet hours must end at another time than they start"),
         ({"quiet_hours_channels": "email"}, "quiet_hours_channels", "must be a list of channels"),
         ({"size": 1}, "size", "unknown field"),
     ],
