@@ -215,10 +215,19 @@ def template_preview(
             raise InvalidInput("this template has no such version", field="version")
     if event is not None and not isinstance(event, dict):
         raise InvalidInput("must be an object of event properties", field="event")
+    return render_preview_version(
+        version, workspace=template.workspace, customer=customer, event=event, locale=locale
+    )
+
+
+def render_preview_version(
+    version: TemplateVersion, *, workspace, customer, event=None, locale=None
+) -> Rendered:
+    """Render `version` (saved, or an editor's unsaved draft) as a preview: preview links."""
     return render_version(
         version,
         customer=customer,
-        workspace=template.workspace,
+        workspace=workspace,
         event=event,
         links=PREVIEW_LINKS,
         locale=locale or None,
