@@ -157,7 +157,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-CELERY_IMPORTS = ["masivo.pipeline", "messaging.topic_tasks"]
+CELERY_IMPORTS = ["masivo.pipeline", "messaging.topic_tasks", "messaging.campaign_tasks"]
 CELERY_BEAT_SCHEDULE = {
     "sweep-unprocessed-events": {
         "task": "masivo.pipeline.sweep_unprocessed_events",
@@ -202,6 +202,10 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-push-topics": {
         "task": "messaging.sweep_push_topics",
         "schedule": 30.0,
+    },
+    "tick-campaigns": {
+        "task": "messaging.campaigns_tick",
+        "schedule": 15.0,
     },
 }
 CELERY_TIMEZONE = "UTC"
@@ -363,6 +367,7 @@ SPECTACULAR_SETTINGS = {
         "MessageChannelEnum": "messaging.models.messages.Channel.choices",
         "MessageKindEnum": "messaging.models.messages.MessageKind.choices",
         "MessageStatusEnum": "messaging.models.messages.MessageStatus.choices",
+        "CampaignStatusEnum": "messaging.models.campaigns.Campaign.Status.choices",
         "SuppressionReasonEnum": "messaging.policy.vocabulary.SUPPRESSION_REASONS",
         "SuppressionChannelEnum": ["email", "whatsapp", "sms"],
         "FrequencyCapChannelEnum": ["email", "push", "whatsapp", "sms", "in_app", "*"],

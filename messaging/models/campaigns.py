@@ -46,6 +46,10 @@ class Campaign(TenantModel):
     topic_message_id = models.CharField(max_length=255, blank=True)
     error = models.CharField(max_length=500, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # When the recipients' snapshot committed; a `sending` campaign without it is still being
+    # snapshotted (or its start crashed: the tick starts it again once `updated_at`, the start's
+    # lease, is stale).
+    snapshotted_at = models.DateTimeField(null=True, blank=True)
     paused_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     created_by = models.CharField(max_length=64, blank=True)
