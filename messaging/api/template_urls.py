@@ -1,4 +1,6 @@
-"""Templates in the API (messaging.api.templates)."""
+"""Templates in the API (messaging.api.templates). A version's `number` is matched as text
+and checked by the view (a 404 unless a version number), so that tests/test_cross_tenant.py's
+walk, which fills in only `{id}`, resolves the route."""
 
 from django.urls import path
 
@@ -21,7 +23,7 @@ urlpatterns = [
         name="messaging-template-versions",
     ),
     path(
-        "messaging/templates/<int:id>/versions/<int:number>",
+        "messaging/templates/<int:id>/versions/<str:number>",
         templates.TemplateVersionDetailView.as_view(),
         name="messaging-template-version",
     ),

@@ -194,9 +194,15 @@ class TemplateVersionListView(TemplateView):
 class TemplateVersionDetailView(TemplateView):
     serializer_class = VersionOut
 
-    @extend_schema(responses=VersionOut, summary="One version of a template")
-    def get(self, request, id, number):
-        version = services.template_version(self.get_object(), number)
+    @extend_schema(
+        parameters=[OpenApiParameter("number", int, OpenApiParameter.PATH)],
+        responses=VersionOut,
+        summary="One version of a template",
+    )
+    def get(self, request, id, number: str):
+        template = self.get_object()
+        is_number = number.isascii() and number.isdigit() and 0 < int(number) < 2**31
+        version = services.template_version(template, int(number)) if is_number else None
         if version is None:
             raise exceptions.NotFound()
         return Response(VersionOut(version).data)

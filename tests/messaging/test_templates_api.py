@@ -94,6 +94,8 @@ def test_editing_content_writes_a_new_version_and_keeps_the_old(marketer_api, te
     first = marketer_api.get(f"{url}/versions/1")
     assert first.json()["content"]["subject"] == "Hola {{ customer.first_name }}"
     assert marketer_api.get(f"{url}/versions/3").status_code == 404
+    assert marketer_api.get(f"{url}/versions/one").status_code == 404
+    assert marketer_api.get(f"{url}/versions/99999999999").status_code == 404
 
 
 def test_locales_alone_write_a_version_carrying_the_content(marketer_api, template):
