@@ -27,4 +27,5 @@ urlpatterns = [
     path("", include("messaging.api.template_urls")),
     path("", include("messaging.api.message_urls")),
     path("", include("messaging.api.inapp_urls")),
+    path("", include("messaging.api.campaign_urls")),
 ]
