@@ -104,10 +104,12 @@ def message_enqueue(
     at: datetime.datetime | None = None,
     policy: ContactPolicy | None = None,
     opt_out: bool | None = None,
+    campaign=None,
 ) -> Enqueued:
     """Create one customer's message with the contact policy's decision (status queued,
     deferred or suppressed), or return the one `dedupe_key` already names (race-safe: the
-    unique key decides, not a read). Wakes the sender after commit when it is due now."""
+    unique key decides, not a read). Wakes the sender after commit when it is due now.
+    `campaign` (a Campaign) links the message to it."""
     if not dedupe_key or len(dedupe_key) > 255:
         raise InvalidInput("a dedupe key of 1 to 255 characters", field="dedupe_key")
     existing = Message.objects.filter(dedupe_key=dedupe_key).first()
@@ -125,6 +127,7 @@ def message_enqueue(
         kind=kind,
         dedupe_key=dedupe_key,
         origin=origin,
+        campaign=campaign,
         template=template,
         template_version=version,
         address=decision.address,

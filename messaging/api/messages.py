@@ -169,7 +169,7 @@ class MessageListView(WorkspaceAPIView):
         filters = {
             "customer_id": _int_param(request, "customer"),
             "template_id": _int_param(request, "template"),
-            "origin__campaign": _int_param(request, "campaign"),
+            "campaign_id": _int_param(request, "campaign"),
             "origin__journey": _int_param(request, "journey"),
             "channel": _choice_param(request, "channel", Channel.values),
             "status": _choice_param(request, "status", MessageStatus.values),

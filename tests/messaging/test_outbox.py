@@ -11,7 +11,7 @@ from masivo.tenancy.context import workspace_scope
 from masivo.tenancy.errors import Conflict, InvalidInput
 from messaging import outbox
 from messaging.models import Message, MessageStatusChange
-from tests.factories import CustomerFactory
+from tests.factories import CampaignFactory, CustomerFactory
 from tests.messaging.test_policy_support import (
     AT,
     make_template,
@@ -155,9 +155,10 @@ def test_an_audience_is_enqueued_in_one_statement_with_each_decision(
     with workspace_scope(other_workspace.id):
         foreign = CustomerFactory(workspace=other_workspace, consent=GRANTED)
     everyone = [*ok, no_consent, no_email, bounced, foreign]
-    origin = {"source": "campaign", "campaign": 5}
+    campaign = CampaignFactory(workspace=workspace)
+    origin = {"source": "campaign", "campaign": campaign.id}
     arguments = {"workspace": workspace, "channel": "email", "kind": "marketing",
-                 "dedupe_key_prefix": "campaign:5:", "origin": origin,
+                 "dedupe_key_prefix": "campaign:5:", "origin": origin, "campaign": campaign,
                  "template": template, "at": AT, **source(everyone)}  # fmt: skip
     set_policy(workspace)
     set_regime(workspace, "opt_in")
@@ -172,7 +173,7 @@ def test_an_audience_is_enqueued_in_one_statement_with_each_decision(
     rows = {
         row["customer_id"]: row
         for row in Message.objects.values(
-            "customer_id", "dedupe_key", "status", "decision", "address", "origin",
+            "customer_id", "dedupe_key", "status", "decision", "address", "origin", "campaign_id",
             "template_version__number", "due_at", "created_at",
         )
     }  # fmt: skip
@@ -180,7 +181,7 @@ def test_an_audience_is_enqueued_in_one_statement_with_each_decision(
     assert rows[bounced.id] == {
         "customer_id": bounced.id, "dedupe_key": f"campaign:5:{bounced.id}",
         "status": "suppressed", "decision": "suppressed: hard bounce",
-        "address": "gone@example.com", "origin": {"source": "campaign", "campaign": 5},
+        "address": "gone@example.com", "origin": origin, "campaign_id": campaign.id,
         "template_version__number": 1, "due_at": AT, "created_at": AT,
     }  # fmt: skip
     assert rows[no_email.id]["decision"] == "suppressed: no email address"
