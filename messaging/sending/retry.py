@@ -4,6 +4,7 @@ reset time when it gives one, and a maximum of attempts after which the message 
 from __future__ import annotations
 
 import random
+import socket
 from datetime import UTC, datetime, timedelta
 
 from messaging.sending.config import int_setting, setting
@@ -47,3 +48,24 @@ def epoch_header(value) -> datetime | None:
     """SendGrid's `X-RateLimit-Reset`: unix seconds when the window resets."""
     seconds = seconds_header(value)
     return datetime.fromtimestamp(seconds, tz=UTC) if seconds is not None else None
+
+
+def never_reached(error: BaseException) -> bool:
+    """True when a transport error proves the request never reached the provider (the
+    connection was refused or never made, the name did not resolve), so it may be sent again.
+    Anything else (a reset, a closed connection, a read timeout) may follow a request the
+    provider took: the caller records `unknown` rather than risk a second send."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, ConnectionRefusedError | socket.gaierror):
+            return True
+        name = type(error).__name__
+        if name in {"NewConnectionError", "ConnectTimeout", "NameResolutionError"}:
+            return True
+        reason = getattr(error, "reason", None)
+        nested = reason if isinstance(reason, BaseException) else None
+        if nested is None and error.args and isinstance(error.args[0], BaseException):
+            nested = error.args[0]
+        error = nested or error.__cause__ or error.__context__
+    return False

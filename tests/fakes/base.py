@@ -129,7 +129,10 @@ class FakeServer:
 
 
 class _QuietServer(ThreadingHTTPServer):
-    """A client that goes away mid-request (a sender killed by a test) is no error to print."""
+    """A client that goes away mid-request (a sender killed by a test) is no error to print;
+    the backlog holds a sender's concurrent connections (socketserver's default is 5)."""
+
+    request_queue_size = 128
 
     def handle_error(self, request, client_address):
         if not isinstance(sys.exc_info()[1], ConnectionError):

@@ -115,6 +115,7 @@ def _sender_env(sendgrid_fake, fcm_fake, twilio_fake) -> dict:
         "MASIVO_REDIS_PREFIX": settings.MASIVO_REDIS_PREFIX,
         "MASIVO_SEND_RATE_PER_SECOND": "1000000",
         "PYTHONUNBUFFERED": "1",
+        "MASIVO_SEND_RETRY_FIRST_SECONDS": "1",
     }
     env.pop("DATABASE_OWNER_URL", None)
     return env
@@ -172,7 +173,13 @@ def test_a_send_killed_again_and_again_hands_each_message_over_at_most_once(
         assert sender.returncode == 0, sender.stderr.read().decode()[-3000:]
         break  # it finished between kills
     assert kills >= MIN_KILLS, f"the send finished after {kills} kills; raise CHAOS_MESSAGES"
-    final = subprocess.run(_sender_command(), cwd=ROOT, env=env, capture_output=True, check=True)
+    # To completion: again while retries (429s, refused connections) are not yet due.
+    for _ in range(20):
+        final = subprocess.run(_sender_command(), cwd=ROOT, env=env, capture_output=True)
+        assert final.returncode == 0, final.stderr.decode()[-3000:]
+        if not {"queued", "sending"} & set(_statuses(workspace)):
+            break
+        time.sleep(1)
     recovered = sending_recover(stall_seconds=0)
     duration = time.monotonic() - started
 

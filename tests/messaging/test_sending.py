@@ -1,6 +1,9 @@
 """The send pipeline with SendGrid: claim, render, hand over, record; retries, permanent
 errors, a missing connection, a template that cannot render, in-app, and send-rate limits."""
 
+import http.client
+import socket
+import urllib.error
 from datetime import timedelta
 
 import pytest
@@ -9,6 +12,7 @@ import time_machine
 from masivo.tenancy.context import workspace_scope
 from messaging.sending import send_due
 from messaging.sending.ratelimit import bucket_key
+from messaging.sending.retry import never_reached
 from messaging.sending.store import messages_claim
 from messaging.templating import render_version
 from messaging.unsubscribe import message_links, unsubscribe_headers
@@ -331,3 +335,35 @@ def test_messages_over_the_send_rate_go_back_to_the_queue_uncounted(
     with time_machine.travel(AT + timedelta(seconds=1), tick=False):
         send_due()
     assert [fresh(workspace, m).status for m in messages] == ["sent"] * 4 + ["queued"]
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def test_a_refused_connection_is_retried(workspace, sendgrid_fake, email, settings):
+    connect_sendgrid(workspace, sendgrid_fake)
+    settings.MASIVO_SENDGRID_API_URL = _closed_port_url()
+    message = queue(workspace, email, customer(workspace), key="k")
+
+    send_due()
+
+    stored = fresh(workspace, message)
+    assert (stored.status, stored.error_code) == ("queued", "connection_error")
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (ConnectionRefusedError(111, "refused"), True),
+        (urllib.error.URLError(ConnectionRefusedError(111, "x")), True),
+        (ConnectionResetError(104, "reset"), False),
+        (TimeoutError("timed out"), False),
+        (http.client.RemoteDisconnected("closed"), False),
+    ],
+)
+def test_only_errors_that_prove_nothing_was_sent_allow_another_try(error, expected):
+    assert never_reached(error) is expected

@@ -19,7 +19,7 @@ from urllib3.util.retry import Retry
 from messaging.channels.push import firebase_app
 from messaging.sending.config import int_setting, setting
 from messaging.sending.outcomes import Failed, Outcome, RetryLater, Sent, Unknown
-from messaging.sending.retry import seconds_header
+from messaging.sending.retry import never_reached, seconds_header
 from messaging.sending.senders.base import Prepared, Sender
 from profiles.models import Device
 from profiles.services.devices import devices_disable
@@ -156,6 +156,9 @@ class FcmSender(Sender):
                 detail=f"FCM accepted it for {len(accepted)} of {len(answers)} devices",
             )
         errors = [error for _, _, error in answers]
+        lost = [e for e in errors if e.http_response is None and not never_reached(e.cause)]
+        if lost and not any(isinstance(error, messaging.UnregisteredError) for error in errors):
+            return Unknown("connection_lost", f"the connection to FCM broke: {lost[0]}")
         retryable = [error for error in errors if isinstance(error, _RETRYABLE)]
         if retryable:
             waits = [w for w in (_retry_after(error) for error in retryable) if w is not None]

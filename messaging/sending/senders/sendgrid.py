@@ -17,7 +17,7 @@ from messaging import tracking, unsubscribe
 from messaging.channels.base import provider_timeout
 from messaging.channels.email import sendgrid_client
 from messaging.sending.outcomes import Failed, Outcome, RetryLater, Sent, Unknown
-from messaging.sending.retry import epoch_header, seconds_header
+from messaging.sending.retry import epoch_header, never_reached, seconds_header
 from messaging.sending.senders.base import Prepared, Sender
 from profiles.consent import consent_allows, consent_opt_out
 from profiles.services.settings import profile_settings_get
@@ -90,12 +90,11 @@ class SendGridSender(Sender):
         except TimeoutError as error:
             # The request may have reached SendGrid: sending again could send twice.
             return Unknown("timeout", f"SendGrid did not answer in time ({error})")
-        except urllib.error.URLError as error:
-            if isinstance(error.reason, TimeoutError):
-                return Unknown("timeout", f"SendGrid did not answer in time ({error.reason})")
-            return RetryLater("connection_error", f"could not reach SendGrid: {error.reason}")
-        except ConnectionError as error:
-            return RetryLater("connection_error", f"could not reach SendGrid: {error}")
+        except (urllib.error.URLError, ConnectionError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            if never_reached(error):
+                return RetryLater("connection_error", f"could not reach SendGrid: {reason}")
+            return Unknown("connection_lost", f"the connection to SendGrid broke: {reason}")
         provider_id = response.headers.get("X-Message-Id") or ""
         return Sent(provider_message_id=provider_id, detail="SendGrid accepted it")
 

@@ -20,7 +20,7 @@ from twilio.rest import Client
 from messaging.channels.base import provider_timeout, provider_url
 from messaging.channels.whatsapp import RedirectingHttpClient
 from messaging.sending.outcomes import Failed, Outcome, RetryLater, Sent, Unknown
-from messaging.sending.retry import seconds_header
+from messaging.sending.retry import never_reached, seconds_header
 from messaging.sending.senders.base import Prepared, Sender
 
 STATUS_CALLBACK_PATH = "/m/webhooks/twilio/status"
@@ -137,10 +137,10 @@ class TwilioSender(Sender):
             created = client.messages.create(**item.request)
         except TwilioRestException as error:
             return twilio_error_outcome(error, _last_retry_after(client))
-        except requests.ConnectionError as error:
-            return RetryLater("connection_error", f"could not reach Twilio: {error}")
-        except requests.Timeout as error:
-            return Unknown("timeout", f"Twilio did not answer in time: {error}")
+        except requests.RequestException as error:
+            if never_reached(error):
+                return RetryLater("connection_error", f"could not reach Twilio: {error}")
+            return Unknown("connection_lost", f"the connection to Twilio broke: {error}")
         return Sent(
             provider_message_id=created.sid, detail=f"Twilio accepted it ({created.status})"
         )
