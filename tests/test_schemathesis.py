@@ -109,6 +109,11 @@ VALIDITY_THE_SCHEMA_CANNOT_SAY = {
     # Webhook verification key (ECDSA P-256); tests/messaging/test_connections*.py cover them.
     "POST /api/v1/messaging/connections": "credentials must be real keys (docs/messaging.md)",
     "POST /api/v1/messaging/push-topics": "the audience must be the workspace's, FCM connected",
+    # A template's fields must compile as Jinja2 and the channel's required ones be present
+    # (tests/messaging/test_templates_api.py); a preview's customer must be the workspace's.
+    "POST /api/v1/messaging/templates": "the content must compile and have the channel's fields",
+    "PATCH /api/v1/messaging/templates/{id}": "the content must compile (as above)",
+    "POST /api/v1/messaging/templates/{id}/preview": "the customer must be the workspace's",
     "POST /api/v1/messages": "the customer and the template must be the workspace's, the "
     "template for the channel (docs/messaging/transactional.md)",
     "POST /api/v1/messaging/suppressions": "the address must be an email or a valid phone, as "
