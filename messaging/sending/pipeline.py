@@ -25,8 +25,9 @@ from masivo.tenancy.context import workspace_scope
 from masivo.tenancy.models import Workspace
 from messaging.models import ChannelConnection, Message
 from messaging.sending.config import int_setting
-from messaging.sending.outcomes import Failed, Outcome, Postponed
+from messaging.sending.outcomes import Failed, Outcome, Postponed, Unknown
 from messaging.sending.ratelimit import seconds_for, send_tokens_take
+from messaging.sending.recovery import UNKNOWN_METRIC, unknown_count
 from messaging.sending.senders import PROVIDER_LABELS, PROVIDER_OF_CHANNEL, SENDERS, Prepared
 from messaging.sending.store import (
     Claimed,
@@ -76,6 +77,16 @@ def _record(outcomes, *, claimed: dict[int, Claimed], provider, claimed_at, repo
         now=timezone.now(),
     )
     report.add(outcomes)
+    unknown = [message_id for message_id, o in outcomes.items() if isinstance(o, Unknown)]
+    if unknown:
+        logger.warning(
+            "%s messages to %s: outcome unknown (%s)",
+            len(unknown),
+            provider,
+            outcomes[unknown[0]].reason,
+            extra={"message_ids": unknown, "provider": provider, "metric": UNKNOWN_METRIC},
+        )
+        unknown_count(len(unknown))
 
 
 def _send_group(

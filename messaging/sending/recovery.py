@@ -169,7 +169,7 @@ def sending_recover(
             else:
                 report.requeued += 1
     if report.unknown:
-        _count_unknown(report.unknown)
+        unknown_count(report.unknown)
     return report
 
 
@@ -177,7 +177,8 @@ def _metric_key() -> str:
     return f"{settings.MASIVO_REDIS_PREFIX}metrics:{UNKNOWN_METRIC}"
 
 
-def _count_unknown(count: int) -> None:
+def unknown_count(count: int) -> None:
+    """Add to the `messaging_send_unknown_total` counter (recovery and the pipeline)."""
     try:
         get_redis().incrby(_metric_key(), count)
     except RedisError as error:
