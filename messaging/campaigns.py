@@ -389,6 +389,19 @@ def estimate_words(estimate: Estimate, channel: str) -> str:
 # Scheduling and starting
 
 
+def _require_ready(campaign: Campaign) -> None:
+    """A saved draft is checked again before it goes (an audience or template may have gone
+    since): what is wrong is a 409 (the stored campaign), naming the field."""
+    try:
+        _clean({name: getattr(campaign, name) for name in EDITABLE_FIELDS}, campaign.workspace)
+    except InvalidInput as error:
+        raise Conflict(
+            f"the campaign is not ready to send: {error.message}",
+            field=error.field,
+            code="campaign_incomplete",
+        ) from error
+
+
 def local_start_at(local_date: datetime.date, local_time: datetime.time) -> datetime.datetime:
     """When a local-time campaign must start: when that wall-clock time comes first anywhere
     (UTC+14)."""
@@ -405,9 +418,13 @@ def campaign_schedule(
     now = now or timezone.now()
     campaign = Campaign.objects.select_for_update().get(id=campaign.id)
     _require_status(campaign, "scheduled", S.DRAFT)
-    _clean({name: getattr(campaign, name) for name in EDITABLE_FIELDS}, campaign.workspace)
+    _require_ready(campaign)
     if campaign.send_at is None and campaign.local_date is None:
-        raise InvalidInput("set send_at or local_date and local_time first", field="send_at")
+        raise Conflict(
+            "the campaign has no time to send: set send_at or local_date and local_time first",
+            field="send_at",
+            code="campaign_incomplete",
+        )
     if campaign.send_at is None:
         campaign.send_at = max(local_start_at(campaign.local_date, campaign.local_time), now)
     campaign.status = S.SCHEDULED
@@ -427,7 +444,7 @@ def campaign_send_now(
     now = now or timezone.now()
     campaign = Campaign.objects.select_for_update().get(id=campaign.id)
     _require_status(campaign, "sent", S.DRAFT, S.SCHEDULED)
-    _clean({name: getattr(campaign, name) for name in EDITABLE_FIELDS}, campaign.workspace)
+    _require_ready(campaign)
     campaign.status = S.SCHEDULED
     campaign.send_at = now
     campaign.updated_at = now

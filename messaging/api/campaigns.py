@@ -33,6 +33,7 @@ class CampaignIn(RefusesUnknownFields):
     kind = serializers.ChoiceField(MessageKind.choices, default=MessageKind.MARKETING)
     audience_ids = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
+        min_length=1,
         max_length=campaigns.MAX_AUDIENCES,
         help_text="members of any of these audiences receive it",
     )

@@ -365,12 +365,13 @@ def test_scheduling_a_local_time_starts_it_when_that_time_first_comes_anywhere(w
 def test_scheduling_needs_a_time(workspace, scope):
     campaign = create(workspace, make_template(workspace), [AudienceFactory(workspace=workspace)])
 
-    with pytest.raises(InvalidInput) as error:
+    with pytest.raises(Conflict) as error:
         c.campaign_schedule(campaign=campaign, actor=ADMIN, now=NOW)
 
     assert (error.value.field, error.value.message) == (
-        "send_at", "set send_at or local_date and local_time first",
-    )  # fmt: skip
+        "send_at",
+        "the campaign has no time to send: set send_at or local_date and local_time first",
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -568,3 +569,18 @@ def test_a_topic_send_is_one_fcm_call_to_the_audiences_topic(workspace, scope, f
     assert message["topic"] == f"{workspace.id}_audience_{audience.id}"
     assert message["notification"] == {"title": "Hi Acme", "body": "Sale !"}
     assert Message.objects.count() == 0
+
+
+def test_a_draft_whose_audience_went_is_not_ready_to_send(workspace, scope):
+    audience = AudienceFactory(workspace=workspace)
+    campaign = create(workspace, make_template(workspace), [audience])
+    audience.delete()
+
+    with pytest.raises(Conflict) as error:
+        c.campaign_send_now(campaign=campaign, actor=ADMIN, now=NOW)
+
+    assert (error.value.field, error.value.message) == (
+        "audience_ids",
+        f"the campaign is not ready to send: no audience {audience.id} in this workspace",
+    )
+    assert Campaign.objects.get(id=campaign.id).status == "draft"
