@@ -574,6 +574,7 @@ def test_a_topic_send_is_one_fcm_call_to_the_audiences_topic(workspace, scope, f
 def test_a_draft_whose_audience_went_is_not_ready_to_send(workspace, scope):
     audience = AudienceFactory(workspace=workspace)
     campaign = create(workspace, make_template(workspace), [audience])
+    audience_id = audience.id
     audience.delete()
 
     with pytest.raises(Conflict) as error:
@@ -581,6 +582,6 @@ def test_a_draft_whose_audience_went_is_not_ready_to_send(workspace, scope):
 
     assert (error.value.field, error.value.message) == (
         "audience_ids",
-        f"the campaign is not ready to send: no audience {audience.id} in this workspace",
+        f"the campaign is not ready to send: no audience {audience_id} in this workspace",
     )
     assert Campaign.objects.get(id=campaign.id).status == "draft"
