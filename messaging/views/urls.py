@@ -24,4 +24,5 @@ urlpatterns = [
     ),
     path("", include("messaging.views.template_urls")),
     path("", include("messaging.views.message_urls")),
+    path("", include("messaging.views.campaign_urls")),
 ]
