@@ -367,3 +367,20 @@ def test_a_refused_connection_is_retried(workspace, sendgrid_fake, email, settin
 )
 def test_only_errors_that_prove_nothing_was_sent_allow_another_try(error, expected):
     assert never_reached(error) is expected
+
+
+def test_the_beat_tasks_send_and_recover_by_their_names(workspace, sendgrid_fake, email):
+    from celery import current_app
+
+    from messaging import tasks
+
+    connect_sendgrid(workspace, sendgrid_fake)
+    message = queue(workspace, email, customer(workspace), key="k")
+
+    assert (tasks.send_due.name, tasks.recover_sending.name) == (
+        "messaging.send_due", "messaging.recover_sending",
+    )  # fmt: skip
+    assert {"messaging.send_due", "messaging.recover_sending"} <= set(current_app.tasks)
+    assert tasks.send_due(workspace_id=workspace.id) == 1
+    assert fresh(workspace, message).status == "sent"
+    assert tasks.recover_sending() == 0
