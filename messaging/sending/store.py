@@ -62,7 +62,7 @@ WITH v AS (
            AS v(id, status, provider_message_id, error_code, error, due_at, uncounted, detail)
 ), updated AS (
     UPDATE messaging_message m
-       SET status = v.status,
+       SET status = CASE WHEN m.status IN ('sending', 'unknown') THEN v.status ELSE m.status END,
            provider_message_id = COALESCE(NULLIF(v.provider_message_id, ''),
                                           m.provider_message_id),
            provider = CASE WHEN v.status = 'sent' AND m.provider = '' THEN %(provider)s
@@ -74,13 +74,18 @@ WITH v AS (
            attempts = m.attempts - v.uncounted,
            updated_at = %(now)s
       FROM v
-     WHERE m.id = v.id AND m.status IN ('sending', 'unknown') AND m.sending_at = %(claimed_at)s
-    RETURNING m.id, m.workspace_id, v.status, v.detail
+     WHERE m.id = v.id AND m.sending_at = %(claimed_at)s
+       AND (m.status IN ('sending', 'unknown')
+            -- A delivery webhook can arrive before the sender hears back: the status it set
+            -- stays, the provider's id and the time sent are filled in.
+            OR (v.status = 'sent' AND m.status IN ('delivered', 'opened', 'clicked', 'read')))
+    RETURNING m.id, m.workspace_id, v.status, v.detail, m.status = v.status AS moved
+), history AS (
+    INSERT INTO messaging_messagestatuschange
+           (workspace_id, message_id, status, detail, provider_event_id, at)
+    SELECT workspace_id, id, status, detail, '', %(now)s FROM updated WHERE moved
 )
-INSERT INTO messaging_messagestatuschange
-       (workspace_id, message_id, status, detail, provider_event_id, at)
-SELECT workspace_id, id, status, detail, '', %(now)s FROM updated
-RETURNING message_id
+SELECT id FROM updated
 """
 
 

@@ -29,6 +29,12 @@ from tests.messaging.test_sending_support import (
 
 pytestmark = pytest.mark.django_db
 
+# Masivo tracks opens and clicks itself (with link_tracking consent), never SendGrid.
+NO_SENDGRID_TRACKING = {
+    "click_tracking": {"enable": False, "enable_text": False},
+    "open_tracking": {"enable": False},
+}
+
 
 @pytest.fixture(autouse=True)
 def _clock():
@@ -69,6 +75,7 @@ def test_due_messages_are_handed_over_once_each_and_recorded_sent(workspace, sen
             ],
             "from": {"email": "news@acme.example", "name": "Acme"},
             "reply_to": {"email": "help@acme.example"},
+            "tracking_settings": NO_SENDGRID_TRACKING,
             "subject": "Hola Ana",
             "content": [
                 {"type": "text/plain", "value": "Hola Ana"},
@@ -85,6 +92,7 @@ def test_due_messages_are_handed_over_once_each_and_recorded_sent(workspace, sen
             ],
             "from": {"email": "news@acme.example", "name": "Acme"},
             "reply_to": {"email": "help@acme.example"},
+            "tracking_settings": NO_SENDGRID_TRACKING,
             "subject": "Hola Luis",
             "content": [
                 {"type": "text/plain", "value": "Hola Luis"},

@@ -37,7 +37,7 @@ def _form(request) -> dict:
 
 
 def test_whatsapp_goes_by_approved_template_with_a_status_callback(workspace, twilio_fake):
-    connect_twilio(workspace, twilio_fake)
+    connection = connect_twilio(workspace, twilio_fake)
     version = template_version(workspace, "whatsapp")
     message = queue(workspace, version, customer(workspace, first_name="Ana", phone=PHONE), key="k")
 
@@ -50,7 +50,9 @@ def test_whatsapp_goes_by_approved_template_with_a_status_callback(workspace, tw
         "From": "whatsapp:+14155238886",
         "ContentSid": WHATSAPP_SID,
         "ContentVariables": '{"1":"Ana"}',
-        "StatusCallback": f"https://masivo.example/m/webhooks/twilio/status?message={message.id}",
+        # The connection's own webhook URL (messaging.feedback.links), naming the message.
+        "StatusCallback": "https://masivo.example/m/webhooks/twilio/"
+        f"{connection.webhook_token}/status?message={message.id}",
     }
     stored = fresh(workspace, message)
     assert (stored.status, stored.provider) == ("sent", "twilio")
@@ -72,7 +74,7 @@ def test_a_messaging_service_replaces_the_sender(workspace, twilio_fake):
 
 
 def test_sms_goes_by_body(workspace, twilio_fake):
-    connect_twilio(workspace, twilio_fake, sms_from="+14155550000")
+    connection = connect_twilio(workspace, twilio_fake, sms_from="+14155550000")
     version = template_version(workspace, "sms")
     message = queue(workspace, version, customer(workspace, first_name="Ana", phone=PHONE), key="k")
 
@@ -83,7 +85,7 @@ def test_sms_goes_by_body(workspace, twilio_fake):
         "To": PHONE, "From": "+14155550000", "Body": "Hola Ana",
     }  # fmt: skip
     callback = urlsplit(form["StatusCallback"])
-    assert callback.path == "/m/webhooks/twilio/status"
+    assert callback.path == f"/m/webhooks/twilio/{connection.webhook_token}/status"
     assert parse_qs(callback.query) == {"message": [str(message.id)]}
     assert fresh(workspace, message).status == "sent"
 

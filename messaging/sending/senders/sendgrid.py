@@ -66,6 +66,12 @@ class SendGridSender(Sender):
         }
         if settings.get("reply_to"):
             body["reply_to"] = {"email": settings["reply_to"]}
+        # Masivo tracks opens and clicks itself, and only with link_tracking consent:
+        # SendGrid's own tracking would do it for everyone (and redirect clicks twice).
+        body["tracking_settings"] = {
+            "click_tracking": {"enable": False, "enable_text": False},
+            "open_tracking": {"enable": False},
+        }
         payload = {
             "subject": body["subject"],
             "preheader": fields.get("preheader") or "",

@@ -12,18 +12,17 @@ import threading
 from datetime import datetime, timedelta
 
 import requests
-from django.conf import settings
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from messaging.channels.base import provider_timeout, provider_url
 from messaging.channels.whatsapp import RedirectingHttpClient
+from messaging.feedback.links import twilio_status_callback_url
 from messaging.sending.outcomes import Failed, Outcome, RetryLater, Sent, Unknown
 from messaging.sending.retry import never_reached, seconds_header
 from messaging.sending.senders.base import Prepared, Sender
 
-STATUS_CALLBACK_PATH = "/m/webhooks/twilio/status"
 # twilio's http client logs every request and its headers at INFO: at send rates, that is
 # most of the sender's time and a log line per header.
 logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
@@ -40,10 +39,6 @@ PERMANENT_CODES = {
     63024: "invalid WhatsApp recipient",
     63049: "Meta chose not to deliver this marketing template",
 }
-
-
-def status_callback_url(message_id: int) -> str:
-    return f"{settings.MASIVO_PUBLIC_URL}{STATUS_CALLBACK_PATH}?message={message_id}"
 
 
 def twilio_rest_client(account_sid: str, auth_token: str) -> Client:
@@ -97,7 +92,7 @@ class TwilioSender(Sender):
             return Failed("no_address", "the message has no phone number")
         settings_ = self.connection.settings
         fields = rendered.fields
-        params = {"status_callback": status_callback_url(message.id)}
+        params = {"status_callback": twilio_status_callback_url(self.connection, message.id)}
         if message.channel == "whatsapp":
             if not fields.get("content_sid"):
                 return Failed("render_error", "a WhatsApp message needs an approved template")
