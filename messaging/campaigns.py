@@ -26,6 +26,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from masivo.tenancy.actors import Actor
+from masivo.tenancy.context import all_workspaces
 from masivo.tenancy.errors import Conflict, InvalidInput, NotAllowed
 from masivo.tenancy.models import Workspace
 from masivo.tenancy.roles import Permission
@@ -808,8 +809,6 @@ def campaigns_tick(*, now: datetime.datetime | None = None) -> dict[str, list[in
     """Beat (every 15 s), across workspaces: the campaigns whose start is due (and starts that
     crashed) to start, and sending campaigns with nothing pending marked completed. Returns
     {"start": [(workspace_id, campaign_id)...], "completed": [ids]}."""
-    from masivo.tenancy.context import all_workspaces
-
     now = now or timezone.now()
     with all_workspaces(reason=TICK_REASON), connection.cursor() as cursor:
         cursor.execute(
