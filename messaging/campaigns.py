@@ -494,31 +494,46 @@ def _snapshot(campaign: Campaign, now: datetime.datetime) -> Started:
     workspace = campaign.workspace
     created: dict[str, int] = {}
     already = 0
-    with transaction.atomic():
-        for variant, low, high in variant_ranges(campaign.variants):
-            template = Template.objects.get(id=variant["template_id"])
-            sql, params = _recipients_sql(campaign, low, high)
-            counts = messages_enqueue_from_sql(
-                workspace=workspace,
-                channel=campaign.channel,
-                kind=campaign.kind,
-                source_sql=sql,
-                source_params=params,
-                dedupe_key_prefix=f"campaign:{campaign.id}:",
-                origin={"source": "campaign", "campaign": campaign.id, "variant": variant["name"]},
-                template=template,
-                campaign=campaign,
-                at=now,
-            )
-            for code, count in counts.by_code.items():
-                created[code] = created.get(code, 0) + count
-            already += counts.already_existing
-        start = campaign.started_at or now
-        if campaign.local_date is not None:
-            _apply_local_time(campaign, workspace)
-        if campaign.throttle_per_minute:
-            _apply_throttle(campaign, start)
-        _finish_snapshot(campaign, now)
+    try:
+        with transaction.atomic():
+            for variant, low, high in variant_ranges(campaign.variants):
+                template = Template.objects.filter(id=variant["template_id"]).first()
+                if template is None:
+                    raise InvalidInput(
+                        f"template {variant['template_id']} (variant {variant['name']}) is gone",
+                        field="variants",
+                    )
+                sql, params = _recipients_sql(campaign, low, high)
+                origin = {"source": "campaign", "campaign": campaign.id, "variant": variant["name"]}
+                counts = messages_enqueue_from_sql(
+                    workspace=workspace,
+                    channel=campaign.channel,
+                    kind=campaign.kind,
+                    source_sql=sql,
+                    source_params=params,
+                    dedupe_key_prefix=f"campaign:{campaign.id}:",
+                    origin=origin,
+                    template=template,
+                    campaign=campaign,
+                    at=now,
+                )
+                for code, count in counts.by_code.items():
+                    created[code] = created.get(code, 0) + count
+                already += counts.already_existing
+            if campaign.local_date is not None:
+                _apply_local_time(campaign, workspace)
+            if campaign.throttle_per_minute:
+                _apply_throttle(campaign, now)
+            _finish_snapshot(campaign, now)
+    except InvalidInput as error:
+        # A template archived or deleted since the campaign was scheduled: nothing was written
+        # (the transaction rolled back); retrying would not help.
+        logger.warning("campaign %s cannot start: %s", campaign.id, error.message)
+        Campaign.objects.filter(id=campaign.id).update(
+            status=S.FAILED, error=f"could not start: {error.message}"[:500],
+            finished_at=now, updated_at=now,
+        )  # fmt: skip
+        return Started(started=False)
     return Started(started=True, created=created, already_existing=already)
 
 
@@ -722,7 +737,8 @@ def campaign_resume(
     *, campaign: Campaign, actor: Actor, now: datetime.datetime | None = None
 ) -> Moved:
     """Paused messages go back to `deferred` (a quiet-hours deferral) or `queued`, with their
-    due times as they were (a due time that passed means now)."""
+    due times as they were (a due time that passed means now); a throttled campaign's are
+    spread again from now at its rate."""
     _require(actor)
     now = now or timezone.now()
     campaign = Campaign.objects.select_for_update().get(id=campaign.id)
@@ -730,6 +746,8 @@ def campaign_resume(
     moved = _move_messages(
         campaign, (MessageStatus.PAUSED.value,), None, now, detail="resumed with its campaign"
     )
+    if campaign.throttle_per_minute:
+        _apply_throttle(campaign, now)  # spread again from now, not all at once
     campaign.status, campaign.paused_at, campaign.updated_at = S.SENDING, None, now
     campaign.save(update_fields=["status", "paused_at", "updated_at"])
     if moved:

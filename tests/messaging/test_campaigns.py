@@ -20,6 +20,7 @@ from messaging.models import (
     Campaign,
     Message,
     MessageStatusChange,
+    Template,
     TemplateVersion,
 )
 from profiles.models import Event
@@ -585,3 +586,83 @@ def test_a_draft_whose_audience_went_is_not_ready_to_send(workspace, scope):
         f"the campaign is not ready to send: no audience {audience_id} in this workspace",
     )
     assert Campaign.objects.get(id=campaign.id).status == "draft"
+
+
+def test_a_local_time_follows_each_zones_daylight_saving(workspace, scope):
+    template = make_template(workspace)
+    audience = AudienceFactory(workspace=workspace)
+    new_york = members(workspace, audience, 1, timezone="America/New_York")[0]
+    campaign = create(
+        workspace, template, [audience],
+        local_date=datetime.date(2026, 3, 8), local_time=datetime.time(9, 0),
+    )  # fmt: skip
+
+    start_now(campaign, now=datetime.datetime(2026, 3, 7, 12, 0, tzinfo=UTC))
+
+    # Clocks went forward at 02:00 that morning: 09:00 is EDT (UTC-4), not EST.
+    assert Message.objects.get(customer=new_york).due_at == datetime.datetime(
+        2026, 3, 8, 13, 0, tzinfo=UTC
+    )
+
+
+def test_resume_spreads_a_throttled_campaign_again_from_now(workspace, scope):
+    template = make_template(workspace)
+    audience = AudienceFactory(workspace=workspace)
+    customers = members(workspace, audience, 3)
+    campaign = create(workspace, template, [audience], throttle_per_minute=60)
+    start_now(campaign)
+    c.campaign_pause(campaign=campaign, actor=ADMIN, now=NOW)
+    later = NOW + datetime.timedelta(hours=2)
+
+    c.campaign_resume(campaign=campaign, actor=ADMIN, now=later)
+
+    due = dict(Message.objects.values_list("customer_id", "due_at"))
+    assert [due[i] for i in sorted(x.id for x in customers)] == [
+        later + datetime.timedelta(seconds=n) for n in range(3)
+    ]
+
+
+def test_a_start_whose_template_was_archived_fails_with_the_reason(workspace, scope):
+    template = make_template(workspace)
+    audience = AudienceFactory(workspace=workspace)
+    members(workspace, audience, 2)
+    campaign = create(workspace, template, [audience])
+    c.campaign_send_now(campaign=campaign, actor=ADMIN, now=NOW)
+    Template.objects.filter(id=template.id).update(is_archived=True)
+
+    assert c.campaign_start(campaign_id=campaign.id, now=NOW) == c.Started(started=False)
+
+    campaign.refresh_from_db()
+    assert (campaign.status, campaign.error, campaign.finished_at) == (
+        "failed", "could not start: the template is archived", NOW,
+    )  # fmt: skip
+    assert Message.objects.count() == 0
+    assert c.campaigns_tick(now=NOW + c.START_LEASE * 2) == {"start": [], "completed": []}
+
+
+def test_the_tasks_start_a_campaign_and_the_tick_queues_due_starts(workspace, scope, monkeypatch):
+    from messaging import campaign_tasks
+
+    template = make_template(workspace)
+    audience = AudienceFactory(workspace=workspace)
+    members(workspace, audience, 2)
+    campaign = create(workspace, template, [audience])
+    c.campaign_schedule(
+        campaign=c.campaign_update(campaign=campaign, values={"send_at": NOW}, actor=ADMIN),
+        actor=ADMIN,
+        now=NOW - datetime.timedelta(minutes=5),
+    )
+    queued = []
+    monkeypatch.setattr(
+        campaign_tasks.start_campaign, "delay", lambda **kwargs: queued.append(kwargs)
+    )
+
+    assert campaign_tasks.tick_campaigns() == {"started": [campaign.id], "completed": []}
+    assert queued == [{"workspace_id": workspace.id, "campaign_id": campaign.id}]
+    result = campaign_tasks.start_campaign(workspace_id=workspace.id, campaign_id=campaign.id)
+    assert result == {"started": True, "created": {"ok": 2}, "already_existing": 0}
+    assert campaign_tasks.start_campaign(workspace_id=workspace.id, campaign_id=campaign.id) == {
+        "started": False,
+        "created": {},
+        "already_existing": 0,
+    }
