@@ -654,7 +654,8 @@ class Bench:
             "start-up. CPU in cores (CPU seconds / wall seconds) from /proc.\n"
         )
         say("| messages | sent | wall | messages/s | sender / fakes / postgres / other cores "
-            "| sender peak RSS | fakes (cumulative over runs): keys accepted, most per key |")  # fmt: skip
+            "| sender peak RSS "
+            "| fakes (cumulative over runs): keys accepted, most per key |")  # fmt: skip
         say("| --- | --- | --- | --- | --- | --- | --- |")
         for r in results:
             u = r["usage"]
