@@ -124,10 +124,47 @@ def campaign_list(request):
     return render(request, "messaging/campaigns/list.html", context)
 
 
+def _initial(campaign: Campaign, workspace) -> dict:
+    variants = campaign.variants or []
+    send_at = campaign.send_at
+    if send_at is not None:
+        send_at = send_at.astimezone(zoneinfo.ZoneInfo(workspace.timezone or "UTC"))
+        send_at = send_at.replace(tzinfo=None)
+    return {
+        "name": campaign.name,
+        "channel": campaign.channel,
+        "template": variants[0]["template_id"] if variants else None,
+        "template_b": variants[1]["template_id"] if len(variants) > 1 else None,
+        "weight_a": variants[0]["weight"] if len(variants) > 1 else 50,
+        "audiences": campaign.audience_ids,
+        "exclusions": campaign.excluded_audience_ids,
+        "send_at": send_at,
+        "local_date": campaign.local_date,
+        "local_time": campaign.local_time,
+        "throttle_per_minute": campaign.throttle_per_minute,
+        "send_to_topic": campaign.send_to_topic,
+    }
+
+
 @require_http_methods(["GET", "POST"])
 @workspace_view(permission=Permission.EDIT_MARKETING)
 def campaign_new(request):
-    form = CampaignForm(request.POST or None, workspace=request.workspace)
+    return _builder(request, None)
+
+
+@require_http_methods(["GET", "POST"])
+@workspace_view(permission=Permission.EDIT_MARKETING)
+def campaign_edit(request, campaign_id: int):
+    campaign = get_object_or_404(Campaign, id=campaign_id)
+    if campaign.status != Campaign.Status.DRAFT:
+        flash.error(request, f"The campaign is {campaign.status}; only a draft can be edited.")
+        return redirect("dashboard:campaign_detail", request.workspace.id, campaign.id)
+    return _builder(request, campaign)
+
+
+def _builder(request, campaign: Campaign | None):
+    initial = _initial(campaign, request.workspace) if campaign is not None else None
+    form = CampaignForm(request.POST or None, workspace=request.workspace, initial=initial)
     estimate = None
     status = 200
     if request.method == "POST":
@@ -137,6 +174,12 @@ def campaign_new(request):
                 if request.POST.get("action") == "estimate":
                     found = campaigns.campaign_estimate(workspace=request.workspace, values=values)
                     estimate = campaigns.estimate_words(found, values["channel"])
+                elif campaign is not None:
+                    campaign = campaigns.campaign_update(
+                        campaign=campaign, values=values, actor=request.actor
+                    )
+                    flash.success(request, f"{campaign.name} is saved.")
+                    return redirect("dashboard:campaign_detail", request.workspace.id, campaign.id)
                 else:
                     campaign = campaigns.campaign_create(
                         workspace=request.workspace, values=values, actor=request.actor
@@ -153,7 +196,8 @@ def campaign_new(request):
                 request, "messaging/campaigns/_estimate.html",
                 {"estimate": estimate, "form": form}, status=200,
             )  # fmt: skip
-    context = {"form": form, "estimate": estimate, "active_section": "campaigns"}
+    context = {"form": form, "estimate": estimate, "campaign": campaign,
+               "active_section": "campaigns"}  # fmt: skip
     return render(request, "messaging/campaigns/form.html", context, status=status)
 
 

@@ -137,3 +137,26 @@ def test_a_viewer_sees_but_cannot_act_and_foreign_ids_are_404(workspace, other_w
     assert viewer.get(f"{base(workspace)}/{foreign.id}/progress/").status_code == 404
     with workspace_scope(workspace.id):
         assert Campaign.objects.get(id=campaign.id).status == "draft"
+
+
+def test_a_draft_is_edited_in_the_builder_and_a_sent_one_is_not(member, workspace, setup):
+    client = client_for(member)
+    client.post(f"{base(workspace)}/new/", form(setup, action="save", throttle_per_minute=10))
+    with workspace_scope(workspace.id):
+        campaign = Campaign.objects.get()
+    url = f"{base(workspace)}/{campaign.id}/edit/"
+
+    page = client.get(url).content.decode()
+    saved = client.post(url, form(setup, name="Winter", action="save"))
+
+    assert 'value="Summer"' in page
+    assert 'value="10"' in page
+    assert saved.status_code == 302
+    with workspace_scope(workspace.id):
+        campaign.refresh_from_db()
+        assert (campaign.name, campaign.throttle_per_minute) == ("Winter", None)
+        assert Campaign.objects.count() == 1
+    client.post(f"{base(workspace)}/{campaign.id}/send/")
+    refused = client.get(url)
+    assert refused.status_code == 302
+    assert refused["Location"] == f"{base(workspace)}/{campaign.id}/"
