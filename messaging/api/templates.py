@@ -81,7 +81,7 @@ class TemplateUpdateIn(RefusesUnknownFields):
     is_archived = serializers.BooleanField(required=False)
 
 
-class PreviewIn(RefusesUnknownFields):
+class TemplatePreviewIn(RefusesUnknownFields):
     customer_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
     event = serializers.DictField(
         required=False, help_text="sample properties of the triggering event"
@@ -94,7 +94,7 @@ class PreviewIn(RefusesUnknownFields):
     )
 
 
-class PreviewOut(serializers.Serializer):
+class TemplatePreviewOut(serializers.Serializer):
     channel = serializers.CharField()
     version = serializers.IntegerField()
     locale = serializers.CharField(help_text="the locale variant used; empty for the default")
@@ -209,19 +209,19 @@ class TemplateVersionDetailView(TemplateView):
 
 
 class TemplatePreviewView(TemplateView):
-    serializer_class = PreviewOut
+    serializer_class = TemplatePreviewOut
 
     @extend_schema(
-        request=PreviewIn,
+        request=TemplatePreviewIn,
         responses={
-            200: PreviewOut,
+            200: TemplatePreviewOut,
             422: OpenApiResponse(RenderErrorOut, description="the template cannot render"),
         },
         summary="Render a version for a customer (and a sample event), as a send would",
     )
     def post(self, request, id):
         template = self.get_object()
-        data = _validated(PreviewIn, request.data)
+        data = _validated(TemplatePreviewIn, request.data)
         customer = Customer.objects.filter(id=data["customer_id"]).first()
         if customer is None:
             raise InvalidInput("no such customer in this workspace", field="customer_id")
@@ -242,4 +242,4 @@ class TemplatePreviewView(TemplateView):
             "locale": rendered.locale,
             "fields": rendered.fields,
         }
-        return Response(PreviewOut(body).data)
+        return Response(TemplatePreviewOut(body).data)

@@ -162,8 +162,9 @@ def test_an_audience_is_enqueued_in_one_statement_with_each_decision(
                  "template": template, "at": AT, **source(everyone)}  # fmt: skip
     set_policy(workspace)
     set_regime(workspace, "opt_in")
-    # The template's newest version, the regime, the policy; the statement in a savepoint.
-    with django_capture_on_commit_callbacks() as callbacks, django_assert_num_queries(6):
+    # The template's newest version, the regime, the policy; JIT off and the statement in a
+    # savepoint.
+    with django_capture_on_commit_callbacks() as callbacks, django_assert_num_queries(7):
         counts = outbox.messages_enqueue_from_sql(**arguments)
 
     assert counts == outbox.EnqueuedCounts(
