@@ -9,7 +9,8 @@ from audiences.models import Audience, Membership
 from masivo.tenancy.context import workspace_scope
 from masivo.tenancy.roles import Role
 from messaging import campaigns
-from messaging.models import Campaign, Template, TemplateVersion
+from messaging.feedback.engagement import record_engagement
+from messaging.models import Campaign, Message, Template, TemplateVersion
 from messaging.sending import send_until_idle
 from profiles.services.settings import profile_settings_get
 from tests.e2e.conftest import browser, page, screenshot, woken  # noqa: F401 (shared fixtures)
@@ -95,9 +96,19 @@ def test_build_send_watch_progress_and_open_the_stats(page, screenshot, woken, a
     expect(progress).to_contain_text("Completed")
     screenshot(page, "campaign-progress-complete")
 
+    # Delivery feedback as the SendGrid webhook records it: Ana opens, Bruno's is delivered,
+    # Carla's bounces.
+    with workspace_scope(workspace.id):
+        by_name = {m.customer.first_name: m for m in Message.objects.select_related("customer")}
+        for name, status in (("Ana", "delivered"), ("Ana", "opened"), ("Bruno", "delivered"),
+                             ("Carla", "bounced")):  # fmt: skip
+            record_engagement(by_name[name], status, detail=f"SendGrid: {status}")
     page.reload()
     stats = page.locator("#campaign-stats")
     expect(stats.locator("[data-stat=sent]")).to_have_text("3")
+    expect(stats.locator("[data-stat=delivered]")).to_have_text("2")
+    expect(stats.locator("[data-stat=opened]")).to_have_text("1")
+    expect(stats.locator("[data-stat=bounced]")).to_have_text("1")
     expect(stats.locator("svg[role=img]")).to_be_visible()
     stats.scroll_into_view_if_needed()
     screenshot(page, "campaign-stats")
