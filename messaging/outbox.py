@@ -25,6 +25,7 @@ from messaging.models import (
     Message,
     MessageStatus,
     MessageStatusChange,
+    Suppression,
     Template,
     TemplateVersion,
 )
@@ -106,11 +107,14 @@ def message_enqueue(
     policy: ContactPolicy | None = None,
     opt_out: bool | None = None,
     campaign=None,
+    test_address: str | None = None,
 ) -> Enqueued:
     """Create one customer's message with the contact policy's decision (status queued,
     deferred or suppressed), or return the one `dedupe_key` already names (race-safe: the
     unique key decides, not a read). Wakes the sender after commit when it is due now.
-    `campaign` (a Campaign) links the message to it."""
+    `campaign` (a Campaign) links the message to it. `test_address` (a template's test send)
+    sends to that address instead of the customer's: only a hard bounce or an invalid address
+    on the suppression list stops it."""
     if not dedupe_key or len(dedupe_key) > 255:
         raise InvalidInput("a dedupe key of 1 to 255 characters", field="dedupe_key")
     existing = Message.objects.filter(dedupe_key=dedupe_key).first()
@@ -118,9 +122,12 @@ def message_enqueue(
         return Enqueued(message=existing, decision=_decision_of(existing), is_new=False)
     at = at or timezone.now()
     version = template_version_for(template, template_version, channel)
-    decision = contact_decide(
-        customer=customer, channel=channel, kind=kind, at=at, policy=policy, opt_out=opt_out
-    )
+    if test_address is None:
+        decision = contact_decide(
+            customer=customer, channel=channel, kind=kind, at=at, policy=policy, opt_out=opt_out
+        )
+    else:
+        decision = _test_decision(channel, test_address, at)
     message = Message(
         workspace_id=customer.workspace_id,
         customer=customer,
@@ -158,6 +165,19 @@ def message_enqueue(
     if message.status == MessageStatus.QUEUED:
         task_wake_on_commit(SEND_TASK, workspace_id=customer.workspace_id)
     return Enqueued(message=message, decision=decision, is_new=True)
+
+
+def _test_decision(channel: str, address: str, at) -> Decision:
+    reason = (
+        Suppression.objects.filter(channel=channel, address=address)
+        .values_list("reason", flat=True)
+        .first()
+    )
+    if reason in v.BLOCKS_EVERY_KIND:
+        return Decision(
+            code=v.SUPPRESSED, text=v.SUPPRESSION_TEXTS[reason], address=address, due_at=at
+        )
+    return Decision(code=v.OK, text=f"test send to {address}", address=address, due_at=at)
 
 
 def _json_sql(value, bind) -> str:

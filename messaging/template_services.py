@@ -9,6 +9,7 @@ template's name or description writes no version. Editing templates is marketing
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
@@ -231,4 +232,52 @@ def render_preview_version(
         event=event,
         links=PREVIEW_LINKS,
         locale=locale or None,
+    )
+
+
+def template_test_send(
+    *,
+    template: Template,
+    customer,
+    actor: Actor,
+    to: str | None = None,
+    version_number: int | None = None,
+    event: dict | None = None,
+):
+    """Send a version (the current one by default) rendered for `customer` now, as a
+    transactional message, to `to` (an email address or E.164 phone, for those channels) or
+    else to the customer's own address, devices or app. Goes through the outbox and the
+    sender like any message (its origin says `test`); returns the outbox's Enqueued."""
+    from messaging import outbox
+    from messaging.policy.suppressions import suppression_address
+
+    _require(actor)
+    if template.is_archived:
+        raise Conflict("an archived template cannot be test-sent", field="template")
+    if to is not None:
+        if template.channel not in ("email", "whatsapp", "sms"):
+            raise InvalidInput(
+                f"a {template.get_channel_display()} test goes to the customer's own "
+                + ("devices" if template.channel == "push" else "app"),
+                field="to",
+            )
+        try:
+            to = suppression_address(template.channel, to)
+        except InvalidInput as error:
+            raise InvalidInput(error.message, field="to") from None
+    version = template_current_version(template)
+    if version_number is not None:
+        version = template_version(template, version_number)
+        if version is None:
+            raise InvalidInput("no such version of this template", field="version")
+    return outbox.message_enqueue(
+        customer=customer,
+        channel=template.channel,
+        kind="transactional",
+        dedupe_key=f"test:{uuid.uuid4().hex}",
+        origin={"source": "test", "by": actor.label},
+        template=template,
+        template_version=version,
+        render_input={"event": outbox.clean_event(event)} if event else {},
+        test_address=to,
     )

@@ -117,6 +117,7 @@ VALIDITY_THE_SCHEMA_CANNOT_SAY = {
     "POST /api/v1/messaging/templates": "the content must compile and have the channel's fields",
     "PATCH /api/v1/messaging/templates/{id}": "the content must compile (as above)",
     "POST /api/v1/messaging/templates/{id}/preview": "the customer must be the workspace's",
+    "POST /api/v1/messaging/templates/{id}/test-send": "the customer must be the workspace's",
     "POST /api/v1/messages": "the customer and the template must be the workspace's, the "
     "template for the channel (docs/messaging/transactional.md)",
     "POST /api/v1/messaging/suppressions": "the address must be an email or a valid phone, as "

@@ -32,4 +32,9 @@ urlpatterns = [
         templates.TemplatePreviewView.as_view(),
         name="messaging-template-preview",
     ),
+    path(
+        "messaging/templates/<int:id>/test-send",
+        templates.TemplateTestSendView.as_view(),
+        name="messaging-template-test-send",
+    ),
 ]

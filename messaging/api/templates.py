@@ -101,6 +101,30 @@ class TemplatePreviewOut(serializers.Serializer):
     fields = serializers.DictField(help_text="the rendered fields of the channel")
 
 
+class TemplateTestSendIn(RefusesUnknownFields):
+    customer_id = serializers.IntegerField(
+        min_value=1, max_value=2**63 - 1, help_text="whose data the message is rendered with"
+    )
+    to = StrictCharField(
+        max_length=320,
+        required=False,
+        help_text="email: an address; WhatsApp and SMS: an E.164 phone. Default: the "
+        "customer's own (push: their devices; in-app: their app)",
+    )
+    event = serializers.DictField(
+        required=False, help_text="sample properties of the triggering event"
+    )
+    version = serializers.IntegerField(
+        required=False, min_value=1, max_value=2**31 - 1, help_text="default: the current one"
+    )
+
+
+class TemplateTestSendOut(serializers.Serializer):
+    message_id = serializers.IntegerField()
+    status = serializers.CharField(help_text="queued, or suppressed (a hard bounce)")
+    decision = serializers.CharField()
+
+
 class RenderErrorOut(serializers.Serializer):
     detail = serializers.CharField(help_text="why it cannot render, naming the field and line")
     code = serializers.CharField()
@@ -243,3 +267,34 @@ class TemplatePreviewView(TemplateView):
             "fields": rendered.fields,
         }
         return Response(TemplatePreviewOut(body).data)
+
+
+class TemplateTestSendView(TemplateView):
+    serializer_class = TemplateTestSendOut
+
+    @extend_schema(
+        request=TemplateTestSendIn,
+        responses={201: TemplateTestSendOut},
+        summary="Send a test of the template now, rendered for a customer",
+        description="A transactional message through the send pipeline (its origin is "
+        "`test`), to `to` or the customer's own address, devices or app; it appears in the "
+        "message log. Consent, caps and quiet hours do not apply; a hard-bounced or invalid "
+        "address on the suppression list does.",
+    )
+    def post(self, request, id):
+        template = self.get_object()
+        data = _validated(TemplateTestSendIn, request.data)
+        customer = Customer.objects.filter(id=data["customer_id"]).first()
+        if customer is None:
+            raise InvalidInput("no such customer in this workspace", field="customer_id")
+        enqueued = services.template_test_send(
+            template=template,
+            customer=customer,
+            actor=self.actor,
+            to=data.get("to"),
+            version_number=data.get("version"),
+            event=data.get("event"),
+        )
+        message = enqueued.message
+        body = {"message_id": message.id, "status": message.status, "decision": message.decision}
+        return Response(TemplateTestSendOut(body).data, status=status.HTTP_201_CREATED)
