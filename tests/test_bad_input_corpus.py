@@ -22,10 +22,12 @@ from masivo.tenancy.models import ApiKey
 from masivo.tenancy.services import api_key_create
 from tests.factories import (
     AudienceFactory,
+    CampaignFactory,
     ChannelConnectionFactory,
     CustomerFactory,
     CustomerImportFactory,
     ListUploadFactory,
+    TemplateFactory,
 )
 
 pytestmark = pytest.mark.django_db
@@ -155,12 +157,24 @@ PATH_OBJECTS = [
     ("/api/v1/customer-imports/{id}", "customer_import"),
     ("/api/v1/list-uploads/{id}", "list_upload"),
     ("/api/v1/messaging/connections/{id}", "channel_connection"),
+    ("/api/v1/messaging/campaigns/{id}", "campaign"),
+    ("/api/v1/messaging/templates/{id}", "message_template"),
 ]
 
 
 @pytest.fixture
 def customer(in_workspace):
     return CustomerFactory(workspace=in_workspace)
+
+
+@pytest.fixture
+def campaign(in_workspace):
+    return CampaignFactory(workspace=in_workspace)
+
+
+@pytest.fixture
+def message_template(in_workspace):
+    return TemplateFactory(workspace=in_workspace)
 
 
 @pytest.fixture

@@ -118,6 +118,10 @@ VALIDITY_THE_SCHEMA_CANNOT_SAY = {
     "PATCH /api/v1/messaging/templates/{id}": "the content must compile (as above)",
     "POST /api/v1/messaging/templates/{id}/preview": "the customer must be the workspace's",
     "POST /api/v1/messaging/templates/{id}/test-send": "the customer must be the workspace's",
+    # Campaigns name the workspace's audiences and templates of their channel.
+    "POST /api/v1/messaging/campaigns": "audiences and templates must be the workspace's",
+    "POST /api/v1/messaging/campaigns/estimate": "audiences and templates must be the workspace's",
+    "PATCH /api/v1/messaging/campaigns/{id}": "audiences and templates must be the workspace's",
     "POST /api/v1/messages": "the customer and the template must be the workspace's, the "
     "template for the channel (docs/messaging/transactional.md)",
     "POST /api/v1/messaging/suppressions": "the address must be an email or a valid phone, as "

@@ -36,4 +36,9 @@ urlpatterns = [
         templates.draft_email_preview,
         name="template_draft_email_preview",
     ),
+    path(
+        "messaging/templates/<int:template_id>/test-send/",
+        templates.template_test_send,
+        name="template_test_send",
+    ),
 ]

@@ -372,3 +372,28 @@ def draft_email_preview(request, token: str):
     except TemplateRenderError as error:
         return _email_response(f"<p>This email cannot render: {escape(error.reason)}</p>")
     return _email_response(rendered.fields["html"])
+
+
+@require_http_methods(["POST"])
+@workspace_view(permission=Permission.EDIT_MARKETING)
+def template_test_send(request, template_id: int):
+    """Send the saved version for a chosen customer, to an address given or theirs."""
+    template = _template_or_404(template_id)
+    customer = _customer(request.POST.get("customer"))
+    context = {"message": None, "error": "", "workspace_id": request.workspace.id}
+    status = 200
+    if customer is None:
+        context["error"], status = "Choose a customer of this workspace.", 400
+    else:
+        try:
+            enqueued = services.template_test_send(
+                template=template,
+                customer=customer,
+                actor=request.actor,
+                to=(request.POST.get("to") or "").strip() or None,
+            )
+        except ServiceError as error:
+            context["error"], status = error.message, error.status
+        else:
+            context["message"] = enqueued.message
+    return render(request, "messaging/templates/_test_send_result.html", context, status=status)

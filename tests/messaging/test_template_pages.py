@@ -217,3 +217,26 @@ def test_a_viewer_cannot_save(viewer, workspace, email_template):
 
     assert response.status_code == 403
     assert versions(workspace, email_template.id) == [(1, "Hola {{ customer.first_name }}")]
+
+
+def test_send_a_test_from_the_editor(member, workspace, email_template, ana):
+    from messaging.models import Message
+
+    client = client_for(member)
+    editor = client.get(url(workspace, f"{email_template.id}/")).content.decode()
+    send = url(workspace, f"{email_template.id}/test-send/")
+
+    sent = client.post(send, {"customer": ana.id, "to": "qa@acme.example"})
+    refused = client.post(send, {"customer": ana.id, "to": "not an email"})
+    nobody = client.post(send, {"customer": ""})
+
+    assert "Send a test" in editor and send in editor
+    assert sent.status_code == 200
+    with workspace_scope(workspace.id):
+        message = Message.objects.get()
+    assert (message.address, message.origin["source"]) == ("qa@acme.example", "test")
+    assert "test send to qa@acme.example" in sent.content.decode()
+    assert f"/messages/log/{message.id}/" in sent.content.decode()
+    assert refused.status_code == 400 and "alert-error" in refused.content.decode()
+    assert nobody.status_code == 400
+    assert "Choose a customer of this workspace." in nobody.content.decode()

@@ -21,6 +21,7 @@ CALL_SITES = [
     ("masivo/pipeline.py", '"beat sweep: find every workspace with overdue follow-ups"'),
     ("masivo/pipeline.py", '"beat: list workspaces for the daily metrics refresh"'),
     ("messaging/topic_tasks.py", '"beat: find the workspaces that have push topics"'),
+    ("messaging/campaigns.py", "TICK_REASON"),
     ("messaging/sending/recovery.py", "RECOVERY_REASON"),
     ("messaging/sending/store.py", "CLAIM_REASON"),  # the claim
     ("messaging/sending/store.py", "CLAIM_REASON"),  # a hand-over marker
