@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from messaging.views import messages
+from messaging.views import messages, topics
 
 urlpatterns = [
     path("messages/log/", messages.message_log, name="message_log"),
@@ -13,5 +13,11 @@ urlpatterns = [
         "settings/suppressions/<int:suppression_id>/remove/",
         messages.suppression_delete,
         name="settings_suppression_remove",
+    ),
+    path("settings/push-topics/", topics.push_topics, name="settings_push_topics"),
+    path(
+        "settings/push-topics/<int:topic_id>/remove/",
+        topics.push_topic_remove,
+        name="settings_push_topic_remove",
     ),
 ]
