@@ -40,10 +40,17 @@ from messaging.models import (
     MessageStatus,
     Template,
 )
-from messaging.outbox import SEND_TASK, messages_enqueue_from_sql, template_version_for
+from messaging.outbox import PENDING as HELD  # waiting for the sender: pause holds, cancel ends
+from messaging.outbox import (
+    SEND_TASK,
+    campaign_messages_at_local_time,
+    campaign_messages_move,
+    campaign_messages_throttle,
+    messages_enqueue_from_sql,
+    template_version_for,
+)
 from messaging.policy import contact_decisions_count
 from messaging.policy import vocabulary as v
-from messaging.policy.settings import known_zones, workspace_zone
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +68,6 @@ PENDING = (
     MessageStatus.SENDING.value,
     MessageStatus.PAUSED.value,
 )
-HELD = (MessageStatus.QUEUED.value, MessageStatus.DEFERRED.value)
 EDITABLE_FIELDS = (
     "name", "channel", "kind", "audience_ids", "excluded_audience_ids", "variants",
     "send_to_topic", "send_at", "local_date", "local_time", "throttle_per_minute",
@@ -521,9 +527,9 @@ def _snapshot(campaign: Campaign, now: datetime.datetime) -> Started:
                     created[code] = created.get(code, 0) + count
                 already += counts.already_existing
             if campaign.local_date is not None:
-                _apply_local_time(campaign, workspace)
+                campaign_messages_at_local_time(campaign, workspace)
             if campaign.throttle_per_minute:
-                _apply_throttle(campaign, now)
+                campaign_messages_throttle(campaign, now)
             _finish_snapshot(campaign, now)
     except InvalidInput as error:
         # A template archived or deleted since the campaign was scheduled: nothing was written
@@ -535,51 +541,6 @@ def _snapshot(campaign: Campaign, now: datetime.datetime) -> Started:
         )  # fmt: skip
         return Started(started=False)
     return Started(started=True, created=created, already_existing=already)
-
-
-def _apply_local_time(campaign: Campaign, workspace: Workspace) -> None:
-    """Each pending message due at `local_date local_time` in its customer's zone (the
-    workspace's when the customer has none or an unknown one); where that time has passed it
-    stays due now (or at the end of its quiet hours)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE messaging_message m SET due_at = GREATEST(m.due_at, "
-            "(%(day)s::date + %(clock)s::time) AT TIME ZONE z.zone) "
-            "FROM profiles_customer c CROSS JOIN LATERAL (SELECT CASE WHEN c.timezone = "
-            "ANY(%(zones)s::text[]) THEN c.timezone::text ELSE %(fallback)s::text END AS zone) z "
-            "WHERE m.workspace_id = %(ws)s AND m.campaign_id = %(campaign)s "
-            "AND m.status = ANY(%(held)s) AND c.id = m.customer_id AND c.workspace_id = %(ws)s",
-            {
-                "day": campaign.local_date,
-                "clock": campaign.local_time,
-                "zones": sorted(known_zones()),
-                "fallback": workspace_zone(workspace),
-                "ws": campaign.workspace_id,
-                "campaign": campaign.id,
-                "held": list(HELD),
-            },
-        )
-
-
-def _apply_throttle(campaign: Campaign, start: datetime.datetime) -> None:
-    """The n-th pending message (by due time, then customer; from 0) is due no sooner than
-    `start + n / throttle_per_minute` minutes."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "WITH ranked AS (SELECT id, row_number() OVER (ORDER BY due_at, customer_id) - 1 AS n "
-            "FROM messaging_message WHERE workspace_id = %(ws)s AND campaign_id = %(campaign)s "
-            "AND status = ANY(%(held)s)) "
-            "UPDATE messaging_message m SET due_at = GREATEST(m.due_at, "
-            "%(start)s::timestamptz + ranked.n * interval '60 seconds' / %(rate)s) "
-            "FROM ranked WHERE m.id = ranked.id",
-            {
-                "ws": campaign.workspace_id,
-                "campaign": campaign.id,
-                "held": list(HELD),
-                "start": start,
-                "rate": campaign.throttle_per_minute,
-            },
-        )
 
 
 def _decision_counts(campaign: Campaign) -> dict[str, int]:
@@ -602,11 +563,11 @@ def _finish_snapshot(campaign: Campaign, now: datetime.datetime) -> None:
     locked.updated_at = now
     locked.save(update_fields=["decision_counts", "recipients", "snapshotted_at", "updated_at"])
     if locked.status == S.PAUSED:
-        _move_messages(
+        campaign_messages_move(
             locked, HELD, MessageStatus.PAUSED.value, now, detail="paused with its campaign"
         )
     elif locked.status == S.CANCELED:
-        _move_messages(
+        campaign_messages_move(
             locked, (*HELD, MessageStatus.PAUSED.value), MessageStatus.CANCELED.value, now,
             detail="canceled with its campaign",
         )  # fmt: skip
@@ -674,40 +635,6 @@ def _send_to_topic(campaign: Campaign, now: datetime.datetime) -> Started:
 # Pause, resume, cancel
 
 
-def _move_messages(
-    campaign: Campaign, from_statuses, to_status: str | None, now, *, detail: str
-) -> int:
-    """One statement: the campaign's messages in `from_statuses` to `to_status` (None: back to
-    `deferred` when the policy deferred them for quiet hours, else `queued`), each with its
-    status change. Returns how many moved."""
-    target = (
-        "%(to)s"
-        if to_status is not None
-        else "CASE WHEN m.decision_code = %(deferred_code)s THEN 'deferred' ELSE 'queued' END"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "WITH moved AS (UPDATE messaging_message m SET status = "  # noqa: S608 (fixed SQL)
-            f"{target}, updated_at = %(now)s "
-            "WHERE m.workspace_id = %(ws)s AND m.campaign_id = %(campaign)s "
-            "AND m.status = ANY(%(from)s) RETURNING m.id, m.status), "
-            "history AS (INSERT INTO messaging_messagestatuschange "
-            "(workspace_id, message_id, status, detail, provider_event_id, at) "
-            "SELECT %(ws)s, id, status, %(detail)s, '', %(now)s FROM moved) "
-            "SELECT count(*) FROM moved",
-            {
-                "to": to_status,
-                "deferred_code": v.QUIET_HOURS_DEFERRED,
-                "now": now,
-                "ws": campaign.workspace_id,
-                "campaign": campaign.id,
-                "from": list(from_statuses),
-                "detail": detail,
-            },
-        )
-        return cursor.fetchone()[0]
-
-
 @dataclass(frozen=True)
 class Moved:
     campaign: Campaign
@@ -724,7 +651,7 @@ def campaign_pause(
     now = now or timezone.now()
     campaign = Campaign.objects.select_for_update().get(id=campaign.id)
     _require_status(campaign, "paused", S.SENDING)
-    moved = _move_messages(
+    moved = campaign_messages_move(
         campaign, HELD, MessageStatus.PAUSED.value, now, detail="paused with its campaign"
     )
     campaign.status, campaign.paused_at, campaign.updated_at = S.PAUSED, now, now
@@ -743,11 +670,11 @@ def campaign_resume(
     now = now or timezone.now()
     campaign = Campaign.objects.select_for_update().get(id=campaign.id)
     _require_status(campaign, "resumed", S.PAUSED)
-    moved = _move_messages(
+    moved = campaign_messages_move(
         campaign, (MessageStatus.PAUSED.value,), None, now, detail="resumed with its campaign"
     )
     if campaign.throttle_per_minute:
-        _apply_throttle(campaign, now)  # spread again from now, not all at once
+        campaign_messages_throttle(campaign, now)  # spread again from now, not all at once
     campaign.status, campaign.paused_at, campaign.updated_at = S.SENDING, None, now
     campaign.save(update_fields=["status", "paused_at", "updated_at"])
     if moved:
@@ -765,7 +692,7 @@ def campaign_cancel(
     now = now or timezone.now()
     campaign = Campaign.objects.select_for_update().get(id=campaign.id)
     _require_status(campaign, "canceled", S.SCHEDULED, S.SENDING, S.PAUSED)
-    moved = _move_messages(
+    moved = campaign_messages_move(
         campaign, (*HELD, MessageStatus.PAUSED.value), MessageStatus.CANCELED.value, now,
         detail="canceled with its campaign",
     )  # fmt: skip

@@ -5,6 +5,11 @@ each message once, before its row exists, and the row records the decision. Rows
 before any provider call; the sender (`messaging.send_due`, woken after commit) claims the
 queued ones. The dedupe key (unique per workspace) makes every send at most once: enqueueing
 the same key again returns the message that exists.
+
+Messages have three writers, one per stage of their life: this module until the hand-over
+(creation, and a campaign's due times, pause, resume and cancel), the sender
+(`messaging.sending`: claims, hand-over outcomes, recovery), and delivery feedback
+(`messaging.feedback.engagement`: statuses after the hand-over).
 """
 
 from __future__ import annotations
@@ -29,8 +34,10 @@ from messaging.models import (
     Template,
     TemplateVersion,
 )
+from messaging.models.messages import PENDING_STATUSES
 from messaging.policy import Decision, contact_decide, policy_decisions_sql
 from messaging.policy import vocabulary as v
+from messaging.policy.settings import known_zones, workspace_zone
 from messaging.policy.sql import JIT_OFF
 from profiles import normalize
 from profiles.models import Customer
@@ -376,3 +383,90 @@ def message_send(
                 code="idempotency_key_reused",
             )
     return enqueued
+
+
+# ---------------------------------------------------------------------------------------------
+# A campaign's messages before the hand-over (messaging.campaigns decides when; this module
+# writes). The sender (messaging.sending) writes hand-over outcomes; delivery feedback
+# (messaging.feedback.engagement) the statuses after them.
+
+PENDING = tuple(status.value for status in PENDING_STATUSES)  # queued, deferred
+
+
+def campaign_messages_at_local_time(campaign, workspace: Workspace) -> None:
+    """Each pending message due at `local_date local_time` in its customer's zone (the
+    workspace's when the customer has none or an unknown one); where that time has passed it
+    stays due now (or at the end of its quiet hours)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE messaging_message m SET due_at = GREATEST(m.due_at, "
+            "(%(day)s::date + %(clock)s::time) AT TIME ZONE z.zone) "
+            "FROM profiles_customer c CROSS JOIN LATERAL (SELECT CASE WHEN c.timezone = "
+            "ANY(%(zones)s::text[]) THEN c.timezone::text ELSE %(fallback)s::text END AS zone) z "
+            "WHERE m.workspace_id = %(ws)s AND m.campaign_id = %(campaign)s "
+            "AND m.status = ANY(%(held)s) AND c.id = m.customer_id AND c.workspace_id = %(ws)s",
+            {
+                "day": campaign.local_date,
+                "clock": campaign.local_time,
+                "zones": sorted(known_zones()),
+                "fallback": workspace_zone(workspace),
+                "ws": campaign.workspace_id,
+                "campaign": campaign.id,
+                "held": list(PENDING),
+            },
+        )
+
+
+def campaign_messages_throttle(campaign, start: datetime.datetime) -> None:
+    """The n-th pending message (by due time, then customer; from 0) is due no sooner than
+    `start + n / throttle_per_minute` minutes."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "WITH ranked AS (SELECT id, row_number() OVER (ORDER BY due_at, customer_id) - 1 AS n "
+            "FROM messaging_message WHERE workspace_id = %(ws)s AND campaign_id = %(campaign)s "
+            "AND status = ANY(%(held)s)) "
+            "UPDATE messaging_message m SET due_at = GREATEST(m.due_at, "
+            "%(start)s::timestamptz + ranked.n * interval '60 seconds' / %(rate)s) "
+            "FROM ranked WHERE m.id = ranked.id",
+            {
+                "ws": campaign.workspace_id,
+                "campaign": campaign.id,
+                "held": list(PENDING),
+                "start": start,
+                "rate": campaign.throttle_per_minute,
+            },
+        )
+
+
+def campaign_messages_move(
+    campaign, from_statuses, to_status: str | None, now, *, detail: str
+) -> int:
+    """One statement: the campaign's messages in `from_statuses` to `to_status` (None: back to
+    `deferred` when the policy deferred them for quiet hours, else `queued`), each with its
+    status change. Returns how many moved."""
+    target = (
+        "%(to)s"
+        if to_status is not None
+        else "CASE WHEN m.decision_code = %(deferred_code)s THEN 'deferred' ELSE 'queued' END"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "WITH moved AS (UPDATE messaging_message m SET status = "  # noqa: S608 (fixed SQL)
+            f"{target}, updated_at = %(now)s "
+            "WHERE m.workspace_id = %(ws)s AND m.campaign_id = %(campaign)s "
+            "AND m.status = ANY(%(from)s) RETURNING m.id, m.status), "
+            "history AS (INSERT INTO messaging_messagestatuschange "
+            "(workspace_id, message_id, status, detail, provider_event_id, at) "
+            "SELECT %(ws)s, id, status, %(detail)s, '', %(now)s FROM moved) "
+            "SELECT count(*) FROM moved",
+            {
+                "to": to_status,
+                "deferred_code": v.QUIET_HOURS_DEFERRED,
+                "now": now,
+                "ws": campaign.workspace_id,
+                "campaign": campaign.id,
+                "from": list(from_statuses),
+                "detail": detail,
+            },
+        )
+        return cursor.fetchone()[0]
