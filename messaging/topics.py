@@ -43,6 +43,7 @@ from masivo.tenancy.models import Workspace
 from masivo.tenancy.roles import Permission
 from messaging.channels.push import firebase_app
 from messaging.models import AudienceTopic, ChannelConnection, TopicSubscription
+from messaging.policy.sql import binder
 from profiles.consent import consent_allows_sql, consent_opt_out
 from profiles.models import ConsentPurpose, ProfileChange
 from profiles.services.settings import profile_settings_get
@@ -196,15 +197,7 @@ def _desired(workspace, audience_ids, customer_ids, now) -> dict[tuple[int, str]
         "now": now,
         "purpose": PUSH,
     }
-    bound = []
-
-    def bind(value):
-        name = f"b{len(bound)}"
-        params[name] = value
-        bound.append(name)
-        return f"%({name})s"
-
-    consent = consent_allows_sql("c.consent", "%(purpose)s", opt_out=opt_out, bind=bind)
+    consent = consent_allows_sql("c.consent", "%(purpose)s", opt_out=opt_out, bind=binder(params))
     with connection.cursor() as cursor:
         cursor.execute(_DESIRED_SQL.format(consent=consent), params)
         return {(audience, token): customer for audience, customer, token in cursor.fetchall()}
@@ -455,6 +448,12 @@ def _remove(workspace, topic: AudienceTopic, result: SyncResult, now) -> bool:
                     consumer=CONSUMER,
                     scope=topic.audience_id,
                 )
+                if not AudienceTopic.objects.exists():
+                    # No topic left to follow devices and consent for: the cursor would hold
+                    # back the profile-change feed's retention forever.
+                    feed_cursor_delete(
+                        workspace_id=workspace.id, feed=PROFILE_FEED, consumer=CONSUMER
+                    )
                 result.removed_topics += 1
                 return False
             result.reconciled.add(

@@ -61,3 +61,5 @@ def test_viewers_read_but_may_not_add(viewer, workspace, fcm_fake):
 
     assert client.get(page(workspace)).status_code == 200
     assert client.post(page(workspace), {"audience": audience.id}).status_code == 403
+    with workspace_scope(workspace.id):
+        assert not AudienceTopic.objects.exists()

@@ -274,7 +274,24 @@ def test_removing_a_topic_unsubscribes_everyone_then_deletes_it(workspace, fcm):
     with workspace_scope(workspace.id):
         assert not AudienceTopic.objects.exists()
         assert not TopicSubscription.objects.exists()
-        assert not FeedCursor.objects.filter(feed="membership_changes").exists()
+        # The last topic gone, no cursor holds back either feed's retention.
+        assert not FeedCursor.objects.filter(consumer="messaging.push_topics").exists()
+
+
+def test_removing_one_of_two_topics_keeps_following_devices_for_the_other(workspace, fcm):
+    from masivo.feeds.models import FeedCursor
+
+    with workspace_scope(workspace.id):
+        first = AudienceFactory(workspace=workspace, kind="list", rules=None)
+        second = AudienceFactory(workspace=workspace, kind="list", rules=None)
+        topic_enable(workspace=workspace, audience_id=first.id, actor=ADMIN)
+        topic = topic_enable(workspace=workspace, audience_id=second.id, actor=ADMIN)
+        topic_remove(topic=topic, actor=ADMIN)
+    sync(workspace)
+
+    with workspace_scope(workspace.id):
+        kept = set(FeedCursor.objects.values_list("feed", "scope"))
+    assert kept == {("membership_changes", first.id), ("profile_changes", 0)}
 
 
 def test_a_deleted_audiences_topic_is_removed(workspace, fcm):
@@ -318,6 +335,7 @@ def test_the_api_creates_lists_shows_and_removes_topics(api, workspace, fcm):
 
     assert bad.status_code == 400 and list(bad.json()["errors"]) == ["audience_id"]
     assert missing.status_code == 400
+    assert missing.json()["errors"] == {"audience_id": ["no such audience in this workspace"]}
     assert created.status_code == 201, created.json()
     body = created.json()
     assert body | {"created_at": None, "id": None} == {
@@ -333,6 +351,8 @@ def test_the_api_creates_lists_shows_and_removes_topics(api, workspace, fcm):
         "created_at": None,
     }
     assert again.status_code == 409
+    with workspace_scope(workspace.id):
+        assert AudienceTopic.objects.count() == 1
     listed = api.get("/api/v1/messaging/push-topics").json()
     assert [t["id"] for t in listed["results"]] == [body["id"]]
     assert api.get(f"/api/v1/messaging/push-topics/{body['id']}").json()["topic"] == body["topic"]
