@@ -219,6 +219,16 @@ def policy_decisions_sql(
     return "WITH " + ",\n".join(ctes), params | source_params
 
 
+def _decided_rows(select: str, **decision) -> list[tuple]:
+    """`select` (a SELECT over the CTE `decided`) run after the policy's CTEs for `decision`
+    (workspace, channel, kind, source_sql, source_params, at), JIT off; writes nothing."""
+    with_sql, params = policy_decisions_sql(**decision)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(JIT_OFF)
+        cursor.execute(f"{with_sql} {select}", params)
+        return cursor.fetchall()
+
+
 def contact_decide_many(
     *,
     workspace: Workspace,
@@ -229,18 +239,15 @@ def contact_decide_many(
     at: datetime.datetime | None = None,
 ) -> dict[int, v.Decision]:
     """Each customer's decision by the SQL form, without writing anything (previews, tests)."""
-    with_sql, params = policy_decisions_sql(
+    rows = _decided_rows(
+        "SELECT customer_id, code, text, address, due_at FROM decided",
         workspace=workspace, channel=channel, kind=kind, source_sql=source_sql,
         source_params=source_params, at=at,
     )  # fmt: skip
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(JIT_OFF)
-        query = f"{with_sql} SELECT customer_id, code, text, address, due_at FROM decided"  # noqa: S608 (every value is bound)
-        cursor.execute(query, params)
-        return {
-            row[0]: v.Decision(code=row[1], text=row[2], address=row[3], due_at=row[4])
-            for row in cursor.fetchall()
-        }
+    return {
+        customer_id: v.Decision(code=code, text=text, address=address, due_at=due_at)
+        for customer_id, code, text, address, due_at in rows
+    }
 
 
 def contact_decisions_count(
@@ -254,11 +261,9 @@ def contact_decisions_count(
 ) -> dict[str, int]:
     """How many customers of the source each decision code has (the campaign builder's
     "12,430 of 14,002 reachable: 1,204 no consent, 368 no email")."""
-    with_sql, params = policy_decisions_sql(
+    rows = _decided_rows(
+        "SELECT code, count(*) FROM decided GROUP BY code",
         workspace=workspace, channel=channel, kind=kind, source_sql=source_sql,
         source_params=source_params, at=at,
     )  # fmt: skip
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(JIT_OFF)
-        cursor.execute(f"{with_sql} SELECT code, count(*) FROM decided GROUP BY code", params)  # noqa: S608 (every value is bound)
-        return dict(cursor.fetchall())
+    return dict(rows)
