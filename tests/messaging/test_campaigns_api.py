@@ -197,6 +197,9 @@ def test_a_viewer_reads_but_cannot_change(workspace, api, setup):
     assert post(viewer, URL, body(setup)).status_code == 403
     assert post(viewer, f"{URL}/{campaign_id}/send").status_code == 403
     assert viewer.delete(f"{URL}/{campaign_id}").status_code == 403
+    with workspace_scope(workspace.id):  # nothing made, started or deleted
+        assert list(Campaign.objects.values_list("id", "status")) == [(campaign_id, "draft")]
+        assert not Message.objects.exists()
 
 
 def test_another_workspaces_campaign_is_a_404(api, other_workspace):

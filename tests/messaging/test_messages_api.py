@@ -346,3 +346,4 @@ def test_a_marketer_reads_but_cannot_change_the_contact_policy(workspace):
     assert marketer.get(POLICY).status_code == 200
     assert marketer.put(POLICY, {"quiet_hours_enabled": True},
                         content_type="application/json").status_code == 403  # fmt: skip
+    assert marketer.get(POLICY).json()["quiet_hours_enabled"] is False

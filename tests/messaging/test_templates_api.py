@@ -281,3 +281,5 @@ def test_a_viewer_reads_but_does_not_write(workspace, template):
         post(viewer, URL, {"name": "Y", "channel": "sms", "content": {"body": "x"}}).status_code
         == 403
     )
+    with workspace_scope(workspace.id):  # nothing renamed or made
+        assert list(Template.objects.values_list("name", flat=True)) == [template["name"]]
