@@ -237,14 +237,15 @@ def topics_reconcile(
     wanted_customers = set(customer_ids)
     adds: dict[int, list[tuple[str, int]]] = defaultdict(list)
     removes: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    moved = []  # a token now registered to another customer: the same subscription, re-owned
     for (audience, token), customer in desired.items():
         if (audience, token) not in current:
             adds[audience].append((token, customer))
         elif current[audience, token][1] != customer:
-            TopicSubscription.objects.filter(id=current[audience, token][0]).update(
-                customer_id=customer
-            )
-            result.moved += 1
+            moved.append(TopicSubscription(id=current[audience, token][0], customer_id=customer))
+    if moved:
+        TopicSubscription.objects.bulk_update(moved, ["customer_id"])
+        result.moved = len(moved)
     for (audience, token), (id_, customer) in current.items():
         if (audience, token) not in desired and customer in wanted_customers:
             removes[audience].append((token, id_))

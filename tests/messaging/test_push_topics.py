@@ -358,3 +358,25 @@ def test_the_api_creates_lists_shows_and_removes_topics(api, workspace, fcm):
     assert api.get(f"/api/v1/messaging/push-topics/{body['id']}").json()["topic"] == body["topic"]
     removed = api.delete(f"/api/v1/messaging/push-topics/{body['id']}")
     assert removed.status_code == 202 and removed.json()["status"] == "removing"
+
+
+def test_a_token_registered_to_another_member_stays_subscribed_under_its_new_owner(
+    workspace, fcm
+):
+    with workspace_scope(workspace.id):
+        audience = AudienceFactory(workspace=workspace, kind="list", rules=None)
+        ana, luis = granted(workspace), granted(workspace)
+        device(ana, "shared-tablet")
+        enter(workspace, audience, ana, luis)
+        topic_enable(workspace=workspace, audience_id=audience.id, actor=ADMIN)
+    sync(workspace)
+    calls = len(fcm.requests)
+
+    with workspace_scope(workspace.id):
+        device(luis, "shared-tablet")  # the tablet now belongs to Luis
+    result = sync(workspace)
+
+    assert (result.reconciled.moved, result.reconciled.subscribed) == (1, 0)
+    assert recorded(workspace) == {(luis.id, "shared-tablet")}
+    assert at_fcm(fcm, workspace, audience) == {"shared-tablet"}
+    assert len(fcm.requests) == calls  # nothing to ask FCM: the token was subscribed already
