@@ -360,9 +360,7 @@ def test_the_api_creates_lists_shows_and_removes_topics(api, workspace, fcm):
     assert removed.status_code == 202 and removed.json()["status"] == "removing"
 
 
-def test_a_token_registered_to_another_member_stays_subscribed_under_its_new_owner(
-    workspace, fcm
-):
+def test_a_token_registered_to_another_member_stays_subscribed_under_its_new_owner(workspace, fcm):
     with workspace_scope(workspace.id):
         audience = AudienceFactory(workspace=workspace, kind="list", rules=None)
         ana, luis = granted(workspace), granted(workspace)
