@@ -303,6 +303,13 @@ MASIVO_EVENT_PARTITIONS_BACK = env_int("MASIVO_EVENT_PARTITIONS_BACK", 1)
 MASIVO_EVENT_RETENTION_MAX_DAYS = env_int("MASIVO_EVENT_RETENTION_MAX_DAYS", 0) or None
 MASIVO_EVENT_PARTITIONS_DETACH = env_bool("MASIVO_EVENT_PARTITIONS_DETACH", False)
 
+# Outbound requests to user-given URLs (webhooks, a Braze cluster URL) refuse private,
+# loopback, link-local and metadata addresses (masivo.outbound) except these hosts or CIDRs:
+# for on-premise receivers, and for tests (their fakes listen on 127.0.0.1).
+MASIVO_OUTBOUND_ALLOWLIST = env_list("MASIVO_OUTBOUND_ALLOWLIST", "")
+# Meta's Graph API root (Custom Audiences, Conversions API); tests point it at a local fake.
+MASIVO_META_GRAPH_URL = os.environ.get("MASIVO_META_GRAPH_URL", "https://graph.facebook.com")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["masivo.tenancy.api.authentication.SecretKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["masivo.tenancy.api.permissions.HasWorkspaceRole"],

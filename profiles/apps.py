@@ -4,6 +4,8 @@ from masivo.feeds.registry import feed_register
 
 # What changed about each customer (ProfileChange); read it with masivo.feeds.
 PROFILE_CHANGES_FEED = "profile_changes"
+# Every event the follow-up has resolved (ProcessedEvent), while a consumer follows it.
+PROCESSED_EVENTS_FEED = "processed_events"
 
 
 class ProfilesConfig(AppConfig):
@@ -17,4 +19,9 @@ class ProfilesConfig(AppConfig):
             # NULL `processed_at`: the ingestion follow-up has yet to consume the row (its
             # outbox), so retention must keep it however old it is.
             pending_column="processed_at",
+        )
+        feed_register(
+            name=PROCESSED_EVENTS_FEED,
+            table=self.get_model("ProcessedEvent")._meta.db_table,
+            age_column="processed_at",
         )

@@ -83,6 +83,28 @@ def consent_allows_sql(
     )
 
 
+# Vendors (destinations, by their key): a recorded grant allows and a recorded denial stops;
+# with no decision recorded, the workspace's `vendor_consent_required` decides. The purpose
+# must allow it as well: a vendor decision narrows a purpose, it never widens it.
+def vendor_allows(vendors: dict | None, vendor: str, *, required: bool) -> bool:
+    """Whether a customer's `consent_vendors` document allows `vendor`."""
+    status = recorded_consent_status(vendors, vendor)
+    if status is None:
+        return not required
+    return status == GRANTED
+
+
+def vendor_allows_sql(
+    column_sql: str, vendor_param: str, *, required: bool, bind: Callable[[object], str]
+) -> str:
+    """`vendor_allows` as a boolean SQL expression, never NULL, over the jsonb `column_sql`."""
+    status = f"({column_sql} -> {vendor_param} ->> 'status')"
+    return (
+        f"(CASE WHEN {status} IS NULL THEN {bind(not required)} "
+        f"ELSE {status} = {bind(GRANTED)} END)"
+    )
+
+
 def consent_opt_out(settings: ProfileSettings) -> bool:
     """The workspace's regime as the policy takes it: True when not recorded means allowed."""
     return settings.consent_regime == ProfileSettings.ConsentRegime.OPT_OUT

@@ -111,6 +111,35 @@ def events_mark_processed(
             )  # fmt: skip
 
 
+# Only while some consumer follows the workspace's processed-event feed (a cursor exists):
+# a workspace without one pays one index probe a batch, not a row an event.
+_PROCESSED_FEED_SQL = """
+INSERT INTO profiles_processedevent
+       (workspace_id, event_id, occurred_at, customer_id, name, type, processed_at)
+SELECT %(workspace)s, e.id, e.occurred_at, e.customer_id, e.name, e.type, %(now)s
+  FROM unnest(%(ids)s::bigint[], %(times)s::timestamptz[], %(customers)s::bigint[],
+              %(names)s::text[], %(types)s::text[])
+       AS e(id, occurred_at, customer_id, name, type)
+ WHERE EXISTS (SELECT 1 FROM feeds_feedcursor c
+                WHERE c.workspace_id = %(workspace)s AND c.feed = 'processed_events')
+"""
+
+
+def processed_events_record(
+    *, workspace_id: int, events: list[tuple[int, datetime, int | None, str, str]], now: datetime
+) -> None:
+    """(id, occurred_at, customer id, name, type) of events just followed up, into the
+    processed-event feed (in the follow-up's transaction), if anyone follows it."""
+    if events:
+        ids, times, customers, names, types = (list(c) for c in zip(*events, strict=True))
+        with server_bound_cursor() as cursor:
+            cursor.execute(
+                _PROCESSED_FEED_SQL,
+                {"workspace": workspace_id, "now": now, "ids": ids, "times": times,
+                 "customers": customers, "names": names, "types": types},
+            )  # fmt: skip
+
+
 def events_delete(*, workspace_id: int, events: list[tuple[int, datetime]]) -> None:
     """(id, occurred_at) of events to remove (they named an erased identifier)."""
     if events:

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from masivo.tenancy.models import Workspace
 from profiles.changes import event_key
-from profiles.eventlog import events_delete, events_mark_processed
+from profiles.eventlog import events_delete, events_mark_processed, processed_events_record
 from profiles.metrics import customers_refresh_metrics
 from profiles.models import ProfileChange
 from profiles.resolution import Resolution
@@ -114,6 +114,12 @@ def _write(workspace: Workspace, claimed: list[_Claimed], erased: list[_Claimed]
         now=now,
     )
     events_delete(workspace_id=workspace.id, events=[(e.id, e.occurred_at) for e in erased])
+    processed_events_record(
+        workspace_id=workspace.id,
+        events=[(e.id, e.occurred_at, e.customer_id, e.name, e.type)
+                for e in claimed if e.id not in gone],
+        now=now,
+    )  # fmt: skip
     for event in erased:
         event.customer_id = None
 

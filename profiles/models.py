@@ -43,6 +43,9 @@ class ProfileSettings(TenantModel):
     # Events older than this many days (by occurred_at) are deleted; None keeps them all
     # (profiles/retention.py; the platform cap MASIVO_EVENT_RETENTION_MAX_DAYS applies on top).
     event_retention_days = models.PositiveIntegerField(null=True, blank=True)
+    # With it, a destination whose vendor has no recorded decision may not receive a customer
+    # (strict, as TCF-style consent expects); without it, only a recorded denial stops them.
+    vendor_consent_required = models.BooleanField(default=False)
 
     class Meta:
         constraints = [models.UniqueConstraint("workspace", name="profile_settings_one_per_ws")]
@@ -92,6 +95,12 @@ class Customer(TenantModel):
         blank=True,
         help_text="purpose → {status, at, source}; history in ConsentChange",
     )
+    # Per-vendor decisions: destination key → {status, at, source} (profiles.consent), and
+    # the raw consent string a CMP gave (an IAB TCF string, say), kept with its version and
+    # never decoded here.
+    consent_vendors = models.JSONField(default=dict, blank=True)
+    consent_string = models.TextField(blank=True)
+    consent_string_version = models.CharField(max_length=20, blank=True)
     created_at = models.DateTimeField(default=now)
     updated_at = models.DateTimeField(default=now)
     last_seen_at = models.DateTimeField(null=True, blank=True)
@@ -373,6 +382,22 @@ class CustomerImportError(TenantModel):
                 fields=["workspace", "customer_import", "row_number"], name="import_err_row"
             )
         ]
+
+
+class ProcessedEvent(TenantModel):
+    """The processed-event feed: one row per event the ingestion follow-up has resolved (who
+    it is about is known), written in the follow-up's transaction, only while some consumer
+    follows the workspace's feed (destinations forwarding events; journeys' waits). Rows hold
+    references, never personal data; the event itself stays in `Event`. Like the other feeds
+    the table has an `xid` column (xid8) for late-commit-safe readers (masivo.feeds).
+    """
+
+    event_id = models.BigIntegerField()
+    occurred_at = models.DateTimeField()
+    customer_id = models.BigIntegerField(null=True)
+    name = models.CharField(max_length=200)
+    type = models.CharField(max_length=8)
+    processed_at = models.DateTimeField(default=now)
 
 
 class ProfileChange(TenantModel):

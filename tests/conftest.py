@@ -41,6 +41,13 @@ def _refuse_privileged_role(db):
     assert not role_bypasses_rls(connection), "tests must connect as the non-superuser app role"
 
 
+@pytest.fixture(autouse=True)
+def _fakes_are_reachable(settings):
+    """The local fakes listen on 127.0.0.1, which the outbound guard refuses by default; an
+    SSRF test sets the allow-list back to [] to see the refusal."""
+    settings.MASIVO_OUTBOUND_ALLOWLIST = ["127.0.0.1"]
+
+
 @pytest.fixture
 def workspace():
     return WorkspaceFactory(name="Acme")

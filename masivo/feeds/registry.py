@@ -39,12 +39,17 @@ class Consumer:
 
     With `holds_retention`, rows are kept until its cursors have passed them (see
     `masivo.feeds.retention`); without it, the consumer accepts losing rows it was too slow for.
+
+    With `per_key`, the consumer is a family: each member has its own cursor, named
+    `<name>:<key>` (a destination's forwarding, `destinations.forwarding:<destination id>`).
+    Like a scoped consumer, a family holds retention only through the cursors it has.
     """
 
     name: str
     feed: str
     is_scoped: bool = False
     holds_retention: bool = True
+    per_key: bool = False
 
 
 _feeds: dict[str, Feed] = {}
@@ -72,10 +77,20 @@ def feed_register(
 
 
 def feed_consumer_register(
-    *, feed: str, name: str, is_scoped: bool = False, holds_retention: bool = True
+    *,
+    feed: str,
+    name: str,
+    is_scoped: bool = False,
+    holds_retention: bool = True,
+    per_key: bool = False,
 ) -> Consumer:
     """Register a consumer (in its app's `ready`; the feed may be registered after it)."""
-    consumer = Consumer(name=name, feed=feed, is_scoped=is_scoped, holds_retention=holds_retention)
+    if ":" in name:
+        raise ValueError("a consumer's name has no ':' (it separates a family's keys)")
+    consumer = Consumer(
+        name=name, feed=feed, is_scoped=is_scoped, holds_retention=holds_retention,
+        per_key=per_key,
+    )  # fmt: skip
     if _consumers.setdefault((feed, name), consumer) != consumer:
         raise ValueError(f"consumer {name!r} of {feed!r} is already registered differently")
     return consumer
@@ -93,10 +108,12 @@ def registered_feeds() -> list[Feed]:
 
 
 def registered_consumer(*, feed: str, name: str) -> Consumer:
-    try:
-        return _consumers[(feed, name)]
-    except KeyError:
-        raise UnknownConsumer(f"no consumer {name!r} of feed {feed!r} is registered") from None
+    """The consumer named `name`; for a family's member (`<family>:<key>`), the family."""
+    family, colon, key = name.partition(":")
+    consumer = _consumers.get((feed, family))
+    if consumer is None or consumer.per_key != bool(colon) or (colon and not key):
+        raise UnknownConsumer(f"no consumer {name!r} of feed {feed!r} is registered")
+    return consumer
 
 
 def registered_consumers(*, feed: str) -> list[Consumer]:

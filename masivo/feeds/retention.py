@@ -79,8 +79,10 @@ def feed_rows_delete_expired(
 def _feed_delete_expired(feed: Feed, *, workspace_id: int, cutoff, batch_size: int) -> int:
     holders = [consumer for consumer in registered_consumers(feed=feed.name)
                if consumer.holds_retention]  # fmt: skip
-    unscoped = {consumer.name for consumer in holders if not consumer.is_scoped}
+    unscoped = {consumer.name for consumer in holders
+                if not consumer.is_scoped and not consumer.per_key}  # fmt: skip
     scoped = sorted(consumer.name for consumer in holders if consumer.is_scoped)
+    families = [consumer.name for consumer in holders if consumer.per_key]
     cursors = FeedCursor.objects.filter(
         workspace_id=workspace_id, feed=feed.name, consumer__in=unscoped, scope=NO_SCOPE
     )
@@ -88,6 +90,13 @@ def _feed_delete_expired(feed: Feed, *, workspace_id: int, cutoff, batch_size: i
               for cursor in cursors}  # fmt: skip
     if set(passed) != unscoped:
         return 0
+    # A family's members hold back retention through the cursors they have, like unscoped
+    # consumers (a member with no cursor yet starts from now: see its owner).
+    for family in families:
+        for cursor in FeedCursor.objects.filter(
+            workspace_id=workspace_id, feed=feed.name, consumer__startswith=f"{family}:"
+        ):
+            passed[cursor.consumer] = FeedPosition(int(cursor.last_xid), cursor.last_id)
     quote = connection.ops.quote_name
     names = {"table": quote(feed.table), "age": quote(feed.age_column)}
     params = {"workspace": workspace_id, "cutoff": cutoff, "feed": feed.name,
