@@ -124,6 +124,8 @@ class SyncRun(Job):
     error_samples = models.JSONField(default=list)  # [{customer_id, op, error}], ≤ 20
     # Remote bookkeeping a connector keeps between batches (a Google Ads job's resource name).
     remote_state = models.JSONField(default=dict)
+    # A streaming run plans only these customers (those whose membership changed); None: all.
+    customer_ids = models.JSONField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["workspace", "sync", "-id"], name="syncrun_ws_sync")]
