@@ -10,6 +10,7 @@ See docs/destinations/meta.md for the field mapping.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -50,6 +51,7 @@ SKIP_NO_USER_AGENT = "no user agent (Meta requires one for website events)"
 
 # Event properties read for custom_data, first present wins (Segment's spec names).
 VALUE_PROPERTIES = ("revenue", "value", "total")
+_CURRENCY = re.compile(r"^[A-Za-z]{3}$")
 
 
 class EventMapField(serializers.DictField):
@@ -174,7 +176,7 @@ class MetaConversionsConnector(GraphConnector):
 
 
 def custom_data(properties: dict[str, Any]) -> CustomData | None:
-    """value (revenue, else value, else total), currency (upper-case), order_id and
+    """value (revenue, else value, else total), currency (ISO 4217 letters), order_id and
     contents from `products[]` (product_id or sku or id, quantity, price); None if none."""
     fields: dict[str, Any] = {}
     value = next(
@@ -183,8 +185,8 @@ def custom_data(properties: dict[str, Any]) -> CustomData | None:
     if value is not None:
         fields["value"] = value
     currency = properties.get("currency")
-    if isinstance(currency, str) and currency.strip():
-        fields["currency"] = currency.strip().upper()
+    if isinstance(currency, str) and _CURRENCY.match(currency.strip()):
+        fields["currency"] = currency.strip()  # the SDK lower-cases it and refuses other forms
     order_id = properties.get("order_id")
     if isinstance(order_id, str | int) and str(order_id):
         fields["order_id"] = str(order_id)
