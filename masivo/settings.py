@@ -157,7 +157,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-CELERY_IMPORTS = ["masivo.pipeline", "messaging.topic_tasks", "messaging.campaign_tasks"]
+CELERY_IMPORTS = [
+    "masivo.pipeline", "messaging.topic_tasks", "messaging.campaign_tasks", "destinations.tasks",
+]  # fmt: skip
 CELERY_BEAT_SCHEDULE = {
     "sweep-unprocessed-events": {
         "task": "masivo.pipeline.sweep_unprocessed_events",
@@ -206,6 +208,14 @@ CELERY_BEAT_SCHEDULE = {
     "tick-campaigns": {
         "task": "messaging.campaigns_tick",
         "schedule": 15.0,
+    },
+    "tick-audience-syncs": {
+        "task": "destinations.syncs_tick",
+        "schedule": 15.0,
+    },
+    "tick-forwarding": {
+        "task": "destinations.forwarding_tick",
+        "schedule": 5.0,
     },
 }
 CELERY_TIMEZONE = "UTC"

@@ -3,9 +3,9 @@
 import django.db.models.deletion
 import django.db.models.manager
 import django.utils.timezone
-import masivo.secrets
 from django.db import migrations, models
 
+import masivo.secrets
 from masivo.tenancy.rls import EnableWorkspaceRLS
 
 
@@ -260,7 +260,7 @@ class Migration(migrations.Migration):
                 ("wanted", models.JSONField(blank=True, null=True)),
                 ("run_id", models.BigIntegerField(blank=True, null=True)),
                 ("batch_seq", models.PositiveIntegerField(blank=True, null=True)),
-                ("batch_op", models.CharField(blank=True, max_length=6)),
+                ("batch_op", models.CharField(blank=True, max_length=8)),
                 ("failed_run_id", models.BigIntegerField(blank=True, null=True)),
                 ("attempts", models.PositiveSmallIntegerField(default=0)),
                 ("error", models.TextField(blank=True)),

@@ -165,7 +165,7 @@ class SyncRecord(TenantModel):
     wanted = models.JSONField(null=True, blank=True)
     run_id = models.BigIntegerField(null=True, blank=True)
     batch_seq = models.PositiveIntegerField(null=True, blank=True)
-    batch_op = models.CharField(max_length=6, blank=True)
+    batch_op = models.CharField(max_length=8, blank=True)
     failed_run_id = models.BigIntegerField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     error = models.TextField(blank=True)
