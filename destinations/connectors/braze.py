@@ -216,6 +216,13 @@ class BrazeConnector(Connector):
     def _prefix(self) -> str:
         return self.config.get("attribute_prefix") or DEFAULT_PREFIX
 
+    @property
+    def _purchase_names(self) -> set[str]:
+        """Orders by event name, trimmed and case-folded ("order completed" is one too); an
+        empty list sends every event as a custom event."""
+        names = self.config.get("purchase_event_names", DEFAULT_PURCHASE_EVENTS)
+        return {_folded(name) for name in names}
+
     def external_id_for(self, customer_id: int, external_id: str | None) -> str | None:
         return braze_external_id(customer_id, external_id, self._source)
 
@@ -370,7 +377,7 @@ class BrazeConnector(Connector):
             return "event without a name"
         properties = _braze_properties(event.get("properties") or {})
         when = _iso_time(item.occurred_at)
-        if name in (self.config.get("purchase_event_names") or DEFAULT_PURCHASE_EVENTS):
+        if _folded(name) in self._purchase_names:
             refusal = _unfulfilled(properties)
             if refusal:
                 return refusal
@@ -446,6 +453,10 @@ class BrazeConnector(Connector):
 
 
 # Building objects -------------------------------------------------------------------------------
+
+
+def _folded(name: str) -> str:
+    return name.strip().casefold()
 
 
 def _braze_properties(properties: dict) -> dict:

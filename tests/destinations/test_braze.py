@@ -467,6 +467,23 @@ def test_forward_legacy_purchases(workspace, braze):
 
 
 @pytest.mark.django_db
+def test_purchase_names_fold_case_and_an_empty_list_maps_none(workspace, braze):
+    folded = BrazeConnector(make_destination(workspace, braze))
+    folded.forward([event_item("e-1", " order completed", ORDER)])
+    assert braze.tracks[0].json["events"][0]["name"] == "ecommerce.order_placed"
+    with workspace_scope(workspace.id):
+        Destination.objects.all().delete()
+    plain = BrazeConnector(make_destination(workspace, braze, purchase_event_names=[]))
+    plain.forward([event_item("e-2", "Order Completed", {"order_id": "o-1"})])
+    assert braze.tracks[1].json == {
+        "events": [
+            {"external_id": "masivo-7", "name": "Order Completed", "time": AT_TEXT,
+             "properties": {"order_id": "o-1", "masivo_dedupe_id": "e-2"}},
+        ]
+    }  # fmt: skip
+
+
+@pytest.mark.django_db
 def test_forward_splits_at_75_objects_in_order(workspace, braze):
     connector = BrazeConnector(make_destination(workspace, braze, purchase_style="purchases"))
     lines = [{"name": f"Item {n}", "price": 1.0} for n in range(70)]
