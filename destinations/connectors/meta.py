@@ -217,6 +217,9 @@ class MetaConnector(GraphConnector):
     capabilities = frozenset({AUDIENCES, REPLACE})
     default_identifiers = (Identifier.EMAIL.value, Identifier.PHONE.value)
     batch_size = 10_000
+    # A DELETE carries its payload in the URL, which Meta's front ends cut off at a few hundred
+    # rows (docs/destinations/meta.md): removal batches are meant to be this small.
+    remove_batch_size = 100
     config_serializer = MetaConfig
 
     @property

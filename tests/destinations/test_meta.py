@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import socket
+from urllib.parse import urlencode
 
 import pytest
 
@@ -15,7 +16,7 @@ from destinations.connectors.base import (
     Session,
 )
 from destinations.connectors.meta import MetaConfig, MetaConnector
-from destinations.identifiers import identifier_value
+from destinations.identifiers import identifier_value, sha256_hex
 from destinations.models import Destination
 from masivo.tenancy.context import workspace_scope
 from tests.fakes.base import Answer
@@ -307,3 +308,16 @@ def test_config_takes_the_account_with_or_without_act(given, stored):
 )  # fmt: skip
 def test_config_refuses_bad_values(config):
     assert not MetaConfig(data=config).is_valid()
+
+
+def test_a_removal_batch_fits_in_a_url(connector, meta_fake, audience):
+    members = [
+        Member(index, {"email": sha256_hex(f"user{index}@example.com"), "phone": ANA_PHONE})
+        for index in range(connector.remove_batch_size)
+    ]
+    connector.members_remove(audience, members, session=session())
+
+    (request,) = meta_fake.requests_to("/users", method="DELETE")
+    query = urlencode({name: values[0] for name, values in request.query.items()})
+    assert request.body == b""
+    assert len(query) < 16_000
