@@ -305,6 +305,8 @@ class BrazeConnector(Connector):
 
     def _objects_for(self, item: ForwardItem) -> list[tuple[str, dict]] | str:
         """The request objects for one item, or why it is not sent."""
+        if item.type == "profile" and (item.kind in GONE_PROFILE_KINDS or item.customer is None):
+            return f"profile {item.kind or 'gone'}: not sent (erasure is /users/delete)"
         customer = item.customer or {}
         external_id = None
         if item.customer_id is not None:
@@ -323,8 +325,6 @@ class BrazeConnector(Connector):
         return f"not sent to Braze: item type {item.type!r}"
 
     def _profile_objects(self, item: ForwardItem, external_id: str) -> list | str:
-        if item.kind in GONE_PROFILE_KINDS or item.customer is None:
-            return f"profile {item.kind or 'gone'}: not sent (erasure is /users/delete)"
         attributes = self._profile_attributes(item)
         if not attributes:
             return "no attribute Braze takes changed"

@@ -529,9 +529,16 @@ def test_forward_retry_after_a_failure_applies_once(connector, braze):
 @pytest.mark.django_db
 def test_forward_without_external_id_is_skipped(workspace, braze):
     connector = BrazeConnector(make_destination(workspace, braze, external_id_source="external_id"))
-    items = [event_item("e-1", "Clicked", {}), profile_item("p-1", "created", CUSTOMER)]
+    items = [
+        event_item("e-1", "Clicked", {}),
+        profile_item("p-1", "created", CUSTOMER),
+        profile_item("p-2", "erased", None),
+    ]
     result = connector.forward(items)
-    assert result.skipped == {"e-1": "no external_id to identify them in Braze"}
+    assert result.skipped == {
+        "e-1": "no external_id to identify them in Braze",
+        "p-2": "profile erased: not sent (erasure is /users/delete)",
+    }
     assert braze.tracks[0].json["attributes"][0]["external_id"] == "u-7"
 
 
