@@ -230,7 +230,15 @@ def test_a_base_url_override_passes_the_outbound_guard_at_save_time(settings):
     allowed = TikTokConfig(data={"advertiser_id": "1", "base_url": "http://127.0.0.1:8080/v1.3/"})
     assert allowed.is_valid(), allowed.errors
     assert allowed.validated_data["base_url"] == "http://127.0.0.1:8080/v1.3"
+    settings.MASIVO_OUTBOUND_ALLOWLIST = ["127.0.0.1", "93.184.215.14"]
+    plain = TikTokConfig(data={"advertiser_id": "1", "base_url": "http://93.184.215.14/v1.3"})
+    assert plain.is_valid(), plain.errors
     settings.MASIVO_OUTBOUND_ALLOWLIST = []
+    plain = TikTokConfig(data={"advertiser_id": "1", "base_url": "http://93.184.215.14/v1.3"})
+    assert not plain.is_valid()
+    assert plain.errors["base_url"] == ["must be an https URL (credentials go with it)"]
+    secure = TikTokConfig(data={"advertiser_id": "1", "base_url": "https://93.184.215.14/v1"})
+    assert secure.is_valid(), secure.errors
     for url in ("http://127.0.0.1:8080/v1.3", "http://169.254.169.254/latest", "file:///etc"):
         refused = TikTokConfig(data={"advertiser_id": "1", "base_url": url})
         assert not refused.is_valid()
