@@ -71,7 +71,7 @@ SCHEMA: dict[str, str] = {
 }
 
 _API_VERSION = re.compile(r"^v[0-9]+\.[0-9]+$")
-_DIGITS = re.compile(r"^[0-9]+$")
+ID_DIGITS = re.compile(r"^[0-9]+$")
 
 
 # Graph plumbing (shared with meta_capi) ----------------------------------------------------------
@@ -201,7 +201,7 @@ class MetaConfig(RefusesUnknownFields):
 
     def validate_ad_account_id(self, value: str) -> str:
         digits = value.strip().removeprefix("act_")
-        if not _DIGITS.match(digits):
+        if not ID_DIGITS.match(digits):
             raise serializers.ValidationError('must be digits, optionally after "act_"')
         return digits
 

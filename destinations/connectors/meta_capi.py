@@ -26,8 +26,8 @@ from rest_framework import serializers
 
 from destinations.connectors.base import EVENTS, ForwardItem, ForwardResult
 from destinations.connectors.meta import (
-    _DIGITS,
     DEFAULT_API_VERSION,
+    ID_DIGITS,
     GraphConnector,
     graph_call,
     validate_api_version,
@@ -68,7 +68,7 @@ class MetaConversionsConfig(RefusesUnknownFields):
     api_version = StrictCharField(required=False, default=DEFAULT_API_VERSION)
 
     def validate_pixel_id(self, value: str) -> str:
-        if not _DIGITS.match(value.strip()):
+        if not ID_DIGITS.match(value.strip()):
             raise serializers.ValidationError("must be digits")
         return value.strip()
 
