@@ -11,6 +11,7 @@ api_v1 = [
     path("", include("profiles.api.urls")),
     path("", include("audiences.api.urls")),
     path("", include("messaging.api.urls")),
+    path("", include("destinations.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
 ]
 
