@@ -182,10 +182,21 @@ class Identity(TenantModel):
 
 
 class ConsentChange(TenantModel):
-    """Append-only history of consent decisions."""
+    """Append-only history of consent decisions: a purpose's; a vendor's (`purpose` is
+    `vendor`, the destination key in `vendor`); or the consent string's (`purpose` is
+    `consent_string`, `status` null, its version in `consent_string_version`, empty when the
+    string was cleared). The string itself is kept on the customer only."""
+
+    VENDOR = "vendor"
+    CONSENT_STRING = "consent_string"
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
-    purpose = models.CharField(max_length=24, choices=ConsentPurpose.choices)
+    purpose = models.CharField(
+        max_length=24,
+        choices=[*ConsentPurpose.choices, (VENDOR, "Vendor"), (CONSENT_STRING, "Consent string")],
+    )
+    vendor = models.CharField(max_length=64, blank=True, default="")
+    consent_string_version = models.CharField(max_length=20, blank=True, default="")
     status = models.CharField(max_length=8, choices=ConsentStatus.choices, null=True, blank=True)
     source = models.CharField(max_length=100)
     changed_at = models.DateTimeField(default=now)

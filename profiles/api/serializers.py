@@ -3,6 +3,15 @@ from rest_framework import serializers
 
 from masivo.tenancy.api.strict import RefusesUnknownFields, StrictCharField
 from profiles import normalize
+from profiles.consent import (
+    CONSENT_STRING,
+    CONSENT_STRING_VERSION,
+    MAX_CONSENT_STRING_LENGTH,
+    MAX_CONSENT_STRING_VERSION_LENGTH,
+    MAX_VENDORS,
+    VENDOR_KEY_RULE,
+    VENDORS,
+)
 from profiles.models import (
     ConsentChange,
     ConsentPurpose,
@@ -29,8 +38,37 @@ class MetricsOut(serializers.ModelSerializer):
         fields = METRIC_FIELD_NAMES
 
 
+class VendorDecisionOut(serializers.Serializer):
+    status = serializers.ChoiceField(ConsentStatus.choices)
+    at = serializers.CharField(help_text="when it was recorded (ISO 8601)")
+    source = serializers.CharField()
+
+
+class VendorDecisionsOut(serializers.DictField):
+    """A customer's `consent_vendors` as stored: vendor key → its decision."""
+
+    child = VendorDecisionOut()
+
+
 class CustomerOut(serializers.ModelSerializer):
     metrics = MetricsOut(source="*", read_only=True)
+    consent_vendors = VendorDecisionsOut(
+        read_only=True,
+        help_text="vendor (destination key) → {status, at, source}; only recorded decisions",
+    )
+    consent_string_version = serializers.SerializerMethodField(
+        help_text="the version of the stored consent string (e.g. tcf2.2); null without one"
+    )
+    has_consent_string = serializers.SerializerMethodField(
+        help_text="whether a consent string is stored (GET /customers/{id}/consent has it)"
+    )
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_consent_string_version(self, customer) -> str | None:
+        return customer.consent_string_version or None
+
+    def get_has_consent_string(self, customer) -> bool:
+        return bool(customer.consent_string)
 
     class Meta:
         model = Customer
@@ -41,6 +79,9 @@ class CustomerOut(serializers.ModelSerializer):
             "tags",
             "traits",
             "consent",
+            "consent_vendors",
+            "consent_string_version",
+            "has_consent_string",
             "metrics",
             "created_at",
             "updated_at",
@@ -168,9 +209,31 @@ class IdentifyIn(serializers.Serializer):
 
 
 class ConsentChangeOut(serializers.ModelSerializer):
+    purpose = serializers.ChoiceField(ConsentPurpose.choices)
+
     class Meta:
         model = ConsentChange
         fields = ["purpose", "status", "source", "changed_at"]
+
+
+class VendorConsentChangeOut(serializers.ModelSerializer):
+    class Meta:
+        model = ConsentChange
+        fields = ["vendor", "status", "source", "changed_at"]
+
+
+class ConsentStringChangeOut(serializers.ModelSerializer):
+    consent_string_version = serializers.SerializerMethodField(
+        help_text="the new string's version; null: the string was cleared"
+    )
+
+    class Meta:
+        model = ConsentChange
+        fields = ["consent_string_version", "source", "changed_at"]
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_consent_string_version(self, change) -> str | None:
+        return change.consent_string_version or None
 
 
 class ConsentOut(serializers.Serializer):
@@ -178,34 +241,80 @@ class ConsentOut(serializers.Serializer):
     purposes = serializers.DictField(
         help_text="purpose → {status: granted|denied|null, at, source, may_contact}"
     )
-    history = ConsentChangeOut(many=True)
+    history = ConsentChangeOut(many=True, help_text="the purposes' last 100 changes")
+    vendor_consent_required = serializers.BooleanField(
+        help_text="true: a vendor without a recorded decision may not receive the customer; "
+        "false: only a recorded denial stops it"
+    )
+    vendors = VendorDecisionsOut(
+        help_text="vendor (destination key) → {status, at, source}; only recorded decisions"
+    )
+    vendor_history = VendorConsentChangeOut(many=True, help_text="the last 100 vendor changes")
+    consent_string = serializers.CharField(
+        allow_null=True, help_text="the stored consent string as given (never decoded); or null"
+    )
+    consent_string_version = serializers.CharField(allow_null=True)
+    consent_string_history = ConsentStringChangeOut(
+        many=True, help_text="the last 100 changes of the string (its value is not kept)"
+    )
 
 
-@extend_schema_field(
-    {
-        "oneOf": [
-            {"type": "string", "enum": ConsentStatus.values},
-            {"type": "boolean", "description": "true: granted, false: denied"},
-        ],
-        "nullable": True,
-    }
-)
+CONSENT_DECISION_SCHEMA = {
+    "oneOf": [
+        {"type": "string", "enum": ConsentStatus.values},
+        {"type": "boolean", "description": "true: granted, false: denied"},
+    ],
+    "nullable": True,
+}
+
+
+@extend_schema_field(CONSENT_DECISION_SCHEMA)
 class ConsentDecisionField(serializers.JSONField):
     """Documents one decision; `clean_consent_changes` checks it. null clears the purpose."""
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": CONSENT_DECISION_SCHEMA,
+        "maxProperties": MAX_VENDORS,
+        "description": f"vendor (destination key) → granted | denied | null; {VENDOR_KEY_RULE}",
+    }
+)
+class VendorDecisionsIn(serializers.DictField):
+    """Documents the vendor decisions; `clean_vendor_changes` checks them."""
+
+
 class ConsentPurposesIn(RefusesUnknownFields):
-    """Documents the decisions; `consent_update` checks them."""
+    """Documents the decisions; `consent_update` checks them (`clean_consent_input`)."""
 
     def get_fields(self):
-        return {
+        fields = {
             purpose: ConsentDecisionField(required=False, allow_null=True)
             for purpose in ConsentPurpose.values
         }
+        fields[VENDORS] = VendorDecisionsIn(required=False)
+        fields[CONSENT_STRING] = serializers.CharField(
+            required=False,
+            allow_null=True,
+            allow_blank=True,
+            max_length=MAX_CONSENT_STRING_LENGTH,
+            help_text="the raw consent string a CMP gave (e.g. an IAB TCF string), stored as "
+            "given; null or empty clears it and its version",
+        )
+        fields[CONSENT_STRING_VERSION] = serializers.CharField(
+            required=False,
+            allow_null=True,
+            max_length=MAX_CONSENT_STRING_VERSION_LENGTH,
+            help_text="required with a consent_string, refused without one (e.g. tcf2.2)",
+        )
+        return fields
 
 
 class ConsentIn(serializers.Serializer):
-    consent = ConsentPurposesIn(help_text="purpose → granted | denied | null")
+    consent = ConsentPurposesIn(
+        help_text="purpose → granted | denied | null, and optionally vendors and consent_string"
+    )
     source = serializers.CharField(required=False, default="api", max_length=100)
 
 
@@ -285,13 +394,20 @@ class ProfileSettingsOut(serializers.ModelSerializer):
     class Meta:
         model = ProfileSettings
         fields = [
-            "consent_regime", "purchase_event_names", "purchase_value_properties",
-            "device_token_ttl_days", "max_identities_per_customer", "event_retention_days",
+            "consent_regime", "vendor_consent_required", "purchase_event_names",
+            "purchase_value_properties", "device_token_ttl_days", "max_identities_per_customer",
+            "event_retention_days",
         ]  # fmt: skip
 
 
 class ProfileSettingsIn(serializers.Serializer):
     consent_regime = serializers.ChoiceField(ProfileSettings.ConsentRegime.choices, required=False)
+    vendor_consent_required = serializers.BooleanField(
+        required=False,
+        help_text="true: a destination whose vendor has no recorded decision may not receive a "
+        "customer (strict, as TCF-style consent expects); false (the default): only a recorded "
+        "denial stops it",
+    )
     purchase_event_names = serializers.ListField(
         child=StrictCharField(max_length=200), required=False, max_length=20
     )

@@ -17,9 +17,9 @@ from masivo.tenancy.errors import InvalidInput
 from masivo.tenancy.roles import Permission
 from profiles import normalize, selectors
 from profiles.api import serializers as s
-from profiles.consent import consent_update, may_contact
+from profiles.consent import consent_history_of, consent_update, may_contact
 from profiles.ingestion import ingest_batch
-from profiles.models import ConsentPurpose, Customer
+from profiles.models import ConsentChange, ConsentPurpose, Customer
 from profiles.services import customers as customer_services
 from profiles.services import devices as device_services
 from profiles.services.settings import profile_settings_get, profile_settings_update
@@ -169,14 +169,25 @@ class CustomerConsentView(CustomerScopedView):
             }
             for purpose in ConsentPurpose.values
         }
-        history = selectors.consent_history(customer=customer)
+        history = consent_history_of(customer, "purposes")
+        vendor_history = consent_history_of(customer, ConsentChange.VENDOR)
+        string_history = consent_history_of(customer, ConsentChange.CONSENT_STRING)
         return {
             "regime": settings.consent_regime,
             "purposes": purposes,
             "history": s.ConsentChangeOut(history, many=True).data,
+            "vendor_consent_required": settings.vendor_consent_required,
+            "vendors": customer.consent_vendors,
+            "vendor_history": s.VendorConsentChangeOut(vendor_history, many=True).data,
+            "consent_string": customer.consent_string or None,
+            "consent_string_version": customer.consent_string_version or None,
+            "consent_string_history": s.ConsentStringChangeOut(string_history, many=True).data,
         }
 
-    @extend_schema(responses=s.ConsentOut, summary="Consent per purpose, with history")
+    @extend_schema(
+        responses=s.ConsentOut,
+        summary="Consent per purpose and per vendor, the consent string, with history",
+    )
     def get(self, request, id):
         return Response(self._body(self.customer()))
 

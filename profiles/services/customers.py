@@ -17,7 +17,7 @@ from masivo.tenancy.errors import Conflict, InvalidInput
 from masivo.tenancy.models import Workspace
 from profiles import normalize
 from profiles.changes import ANYTHING, customer_changed, customer_snapshot, profile_changes_record
-from profiles.consent import combine_consent
+from profiles.consent import combine_consent, combine_consent_string
 from profiles.fields import PROFILE_FIELDS, clean_profile_fields
 from profiles.metrics import customers_refresh_metrics
 from profiles.models import (
@@ -211,6 +211,8 @@ def _fill(winner: Customer, loser: Customer) -> None:
     winner.traits = {**loser.traits, **winner.traits}
     winner.tags = {**loser.tags, **winner.tags}
     winner.consent = combine_consent(winner.consent, loser.consent)
+    winner.consent_vendors = combine_consent(winner.consent_vendors, loser.consent_vendors)
+    winner.consent_string, winner.consent_string_version = combine_consent_string(winner, loser)
     winner.created_at = min(winner.created_at, loser.created_at)
     if loser.last_seen_at and (not winner.last_seen_at or loser.last_seen_at > winner.last_seen_at):
         winner.last_seen_at = loser.last_seen_at

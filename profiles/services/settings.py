@@ -8,6 +8,7 @@ DEFAULT_PURCHASE_EVENTS = ["purchase", "Order Completed", "order_completed"]
 DEFAULT_PURCHASE_VALUE_PROPERTIES = ["value", "revenue", "total"]
 EDITABLE = (
     "consent_regime",
+    "vendor_consent_required",
     "purchase_event_names",
     "purchase_value_properties",
     "device_token_ttl_days",

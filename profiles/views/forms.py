@@ -284,6 +284,12 @@ class ProfileSettingsForm(forms.Form):
         choices=ProfileSettings.ConsentRegime.choices,
         help_text="Whether customers with no recorded decision may be contacted.",
     )
+    vendor_consent_required = forms.BooleanField(
+        label="Vendor consent required",
+        required=False,
+        help_text="On: a destination may receive a customer only after they granted its vendor "
+        "(strict, as TCF-style consent expects). Off: only a recorded denial stops it.",
+    )
     purchase_event_names = forms.CharField(
         label="Purchase events",
         help_text="Event names that count as purchases, separated by commas.",
@@ -311,6 +317,7 @@ class ProfileSettingsForm(forms.Form):
     def initial_for(settings: ProfileSettings) -> dict:
         return {
             "consent_regime": settings.consent_regime,
+            "vendor_consent_required": settings.vendor_consent_required,
             "purchase_event_names": ", ".join(settings.purchase_event_names),
             "purchase_value_properties": ", ".join(settings.purchase_value_properties),
             "device_token_ttl_days": settings.device_token_ttl_days,
