@@ -44,6 +44,7 @@ from google.api_core import exceptions as core
 from google.auth import exceptions as auth_exceptions
 from google.auth.transport.requests import Request
 from google.oauth2.credentials import Credentials
+from google.protobuf.message import DecodeError
 from rest_framework import serializers
 
 from destinations.connectors.base import (
@@ -385,12 +386,14 @@ class GoogleAdsConnector(Connector):
             refresh_token=credentials.get("refresh_token"),
             client_id=credentials.get("client_id"),
             client_secret=credentials.get("client_secret"),
-            token_uri=TOKEN_URI,
+            token_uri=getattr(settings, "MASIVO_GOOGLE_TOKEN_URL", None) or TOKEN_URI,
             scopes=SCOPES,
         )
         try:
             oauth.refresh(Request())
         except auth_exceptions.RefreshError as error:
+            if getattr(error, "retryable", False):
+                raise RetryLater(f"Google OAuth: {error}") from error
             raise DestinationBroken(f"Google OAuth refused the refresh token: {error}") from error
         except auth_exceptions.TransportError as error:
             raise RetryLater(f"Google OAuth unreachable: {error}") from error
@@ -464,6 +467,28 @@ def _code(error) -> str:
     return f"{field}.{getattr(error.error_code, field).name}" if field else "UNKNOWN"
 
 
+def _retry_delay(error: core.GoogleAPICallError) -> float | None:
+    """The wait Google asks for with a quota error: `quota_error_details.retry_delay` in the
+    GoogleAdsFailure the SDK leaves in the trailing metadata of RESOURCE_EXHAUSTED."""
+    call = error.response
+    metadata = call.trailing_metadata() if isinstance(call, grpc.Call) else None
+    key = f"google.ads.googleads.{API_VERSION}.errors.googleadsfailure-bin"
+    for name, value in metadata or ():
+        if name != key:
+            continue
+        try:
+            failure = ads_errors.GoogleAdsFailure.deserialize(value)
+        except DecodeError:
+            return None
+        delays = [
+            item.details.quota_error_details.retry_delay.total_seconds()
+            for item in failure.errors
+            if "retry_delay" in item.details.quota_error_details
+        ]
+        return max(delays) if delays else None
+    return None
+
+
 class _errors:
     """Maps what the SDK raises to the connector errors. `job`: the call names the run's job,
     so its absence (NOT_FOUND) means the run starts over."""
@@ -489,6 +514,7 @@ class _errors:
         if isinstance(error, core.TooManyRequests | core.ServerError | core.Aborted):
             return RetryLater(
                 f"Google Ads {self.what}: {error.message}",
+                retry_after=_retry_delay(error),
                 code=error.grpc_status_code.name if error.grpc_status_code else None,
             )
         if isinstance(error, core.Unauthenticated | core.PermissionDenied):

@@ -356,6 +356,21 @@ def test_throttling_and_server_errors_retry_later(
     assert job_of(google_ads_fake, state).received == 1
 
 
+def test_throttling_waits_as_long_as_google_asks(connector, google_ads_fake, user_list):
+    state = {}
+    connector.run_begin(user_list, mode="incremental", session=session(state=state))
+    google_ads_fake.fail_next(
+        "AddOfflineUserDataJobOperations",
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        [("quota_error", "RESOURCE_TEMPORARILY_EXHAUSTED", "Too many requests.")],
+        retry_delay=17,
+    )
+    with pytest.raises(RetryLater) as raised:
+        connector.members_add(user_list, [BEN], session=session(1, state=state))
+    assert raised.value.retry_after == 17
+    assert raised.value.code == "RESOURCE_EXHAUSTED"
+
+
 def test_an_invalid_request_is_rejected_with_googles_message(connector, google_ads_fake, user_list):
     state = {}
     connector.run_begin(user_list, mode="incremental", session=session(state=state))
@@ -393,6 +408,49 @@ def test_a_revoked_token_breaks_the_destination(workspace, google_ads_fake, user
         connector.run_begin(user_list, mode="full", session=session())
     assert raised.value.code == "authentication_error.OAUTH_TOKEN_INVALID"
     assert "OAuth token is invalid." in str(raised.value)
+
+
+def test_the_refresh_token_is_exchanged_for_an_access_token(
+    workspace, google_ads_fake, google_oauth_fake
+):
+    google_oauth_fake.refresh_tokens["refresh-1"] = "fake"
+    client_id, client_secret = google_oauth_fake.client
+    credentials = {
+        "developer_token": "dev-token",
+        "client_id": client_id,
+        "client_secret": client_secret,
+        "refresh_token": "refresh-1",
+    }
+    connector = make_connector(workspace, credentials=credentials)
+
+    assert connector.test_connection() == "Connected to customer 1234567890 (Acme México)."
+    (token_request,) = google_oauth_fake.requests_to("/token")
+    assert token_request.form == {
+        "grant_type": ["refresh_token"],
+        "client_id": [client_id],
+        "client_secret": [client_secret],
+        "refresh_token": ["refresh-1"],
+        "scope": ["https://www.googleapis.com/auth/adwords"],
+    }
+    (call,) = google_ads_fake.calls_to("Search")
+    assert call.metadata["authorization"] == "Bearer fake"
+
+
+def test_a_revoked_refresh_token_breaks_the_destination(
+    workspace, google_ads_fake, google_oauth_fake
+):
+    client_id, client_secret = google_oauth_fake.client
+    credentials = {
+        "developer_token": "dev-token",
+        "client_id": client_id,
+        "client_secret": client_secret,
+        "refresh_token": "revoked",
+    }
+    connector = make_connector(workspace, credentials=credentials)
+    with pytest.raises(DestinationBroken) as raised:
+        connector.test_connection()
+    assert "invalid_grant" in str(raised.value)
+    assert google_ads_fake.calls == []
 
 
 def test_an_account_without_access_breaks_the_destination(workspace, google_ads_fake, user_list):

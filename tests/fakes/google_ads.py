@@ -30,7 +30,11 @@ the real API treats adding the same user twice as one membership.
 `fake.fail_next(method, code, errors=...)` answers the next call of `method` with a gRPC error:
 with `errors` ([(error_code_field, enum_name, message)]) a GoogleAdsFailure rides along, which
 the SDK raises as GoogleAdsException (except for RESOURCE_EXHAUSTED and INTERNAL, which it
-leaves to google.api_core: ResourceExhausted, InternalServerError).
+leaves to google.api_core: ResourceExhausted, InternalServerError); `retry_delay` adds
+`quota_error_details.retry_delay` as Google does with quota errors.
+
+`GoogleOAuthFake` (HTTP, tests.fakes.base) is Google's OAuth token endpoint for the refresh
+token flow (`MASIVO_GOOGLE_TOKEN_URL`).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ import threading
 from collections import deque
 from concurrent import futures
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -59,6 +64,8 @@ from google.ads.googleads.v26.services.types import (
 from google.longrunning import operations_pb2
 from google.protobuf import any_pb2
 from google.rpc import status_pb2
+
+from tests.fakes.base import Answer, FakeServer, RecordedRequest
 
 SERVICES = "google.ads.googleads.v26.services"
 FAILURE_KEY = "google.ads.googleads.v26.errors.googleadsfailure-bin"
@@ -80,11 +87,14 @@ ErrorSpec = tuple[str, str, str]  # (ErrorCode field, enum value name, message)
 class Refused(Exception):
     """An answer that is a gRPC error, optionally carrying a GoogleAdsFailure."""
 
-    def __init__(self, code: grpc.StatusCode, errors: list[ErrorSpec] = (), *, at=None):
+    def __init__(
+        self, code: grpc.StatusCode, errors: list[ErrorSpec] = (), *, at=None, retry_delay=None
+    ):
         super().__init__(errors[0][2] if errors else code.name)
         self.code = code
         self.errors = list(errors)
-        self.at = at  # operation index for the first error's location
+        self.at = at  # operation index for the errors' location
+        self.retry_delay = retry_delay  # seconds, as quota_error_details.retry_delay
 
 
 @dataclass
@@ -160,9 +170,16 @@ class GoogleAdsFake:
 
     # Knobs -------------------------------------------------------------------------------------
 
-    def fail_next(self, method: str, code: grpc.StatusCode, errors: list[ErrorSpec] = ()) -> None:
+    def fail_next(
+        self,
+        method: str,
+        code: grpc.StatusCode,
+        errors: list[ErrorSpec] = (),
+        *,
+        retry_delay: int | None = None,
+    ) -> None:
         with self._lock:
-            self._failures.append((method, Refused(code, errors)))
+            self._failures.append((method, Refused(code, errors, retry_delay=retry_delay)))
 
     def add_user_list(self, customer_id: str, name: str) -> str:
         with self._lock:
@@ -482,11 +499,14 @@ def _operation_key(operation) -> tuple:
     return (kind, identifiers)
 
 
-def _failure(errors: list[tuple[int | None, str, str, str, str]]) -> ads_errors.GoogleAdsFailure:
+def _failure(errors, retry_delay=None) -> ads_errors.GoogleAdsFailure:
+    """`errors`: (operation index or None, field after it, ErrorCode field, name, message)."""
     failure = ads_errors.GoogleAdsFailure()
     for index, path, field_name, code, message in errors:
         error = ads_errors.GoogleAdsError(message=message)
         setattr(error.error_code, field_name, code)
+        if retry_delay is not None:
+            error.details.quota_error_details.retry_delay = timedelta(seconds=retry_delay)
         if index is not None:
             elements = [
                 ads_errors.ErrorLocation.FieldPathElement(field_name="operations", index=index)
@@ -521,7 +541,8 @@ def _abort(context, refused: Refused):
             [
                 (refused.at, "", field_name, code, message)
                 for field_name, code, message in refused.errors
-            ]
+            ],
+            refused.retry_delay,
         )
         context.set_trailing_metadata(
             (
@@ -530,6 +551,68 @@ def _abort(context, refused: Refused):
             )
         )
     context.abort(refused.code, str(refused))
+
+
+class GoogleOAuthFake(FakeServer):
+    """Google's OAuth token endpoint for the installed-app flow: a refresh token in
+    `refresh_tokens` (with its client id and secret) gets the access token mapped to it; any
+    other is `invalid_grant`, as Google answers a revoked or expired one."""
+
+    name = "google-oauth"
+
+    def __init__(self):
+        super().__init__()
+        self.refresh_tokens: dict[str, str] = {}
+        self.client = ("client-1.apps.googleusercontent.com", "client-secret-1")
+
+    def reset(self) -> None:
+        super().reset()
+        self.refresh_tokens.clear()
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.url}/token"
+
+    def route(self, request: RecordedRequest) -> Answer:
+        if request.path != "/token" or request.method != "POST":
+            return super().route(request)
+        form = {name: values[0] for name, values in (request.form or {}).items()}
+        if (form.get("client_id"), form.get("client_secret")) != self.client:
+            return Answer(401, {"error": "invalid_client", "error_description": "Unauthorized"})
+        token = self.refresh_tokens.get(form.get("refresh_token", ""))
+        if form.get("grant_type") != "refresh_token" or token is None:
+            return Answer(
+                400,
+                {
+                    "error": "invalid_grant",
+                    "error_description": "Token has been expired or revoked.",
+                },
+            )
+        return Answer(
+            200,
+            {
+                "access_token": token,
+                "expires_in": 3599,
+                "token_type": "Bearer",
+                "scope": "https://www.googleapis.com/auth/adwords",
+            },
+        )
+
+
+@pytest.fixture(scope="session")
+def google_oauth_server():
+    fake = GoogleOAuthFake().start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture
+def google_oauth_fake(google_oauth_server, settings):
+    google_oauth_server.reset()
+    settings.MASIVO_GOOGLE_TOKEN_URL = google_oauth_server.token_url
+    return google_oauth_server
 
 
 @pytest.fixture(scope="session")
