@@ -204,7 +204,9 @@ class GoogleAdsConnector(Connector):
         self, remote_id: str, members: list[Member], *, session: Session, last: bool
     ) -> BatchResult:
         if not session.state.get("job"):
-            self._create_job(remote_id, session, full=session.batch_seq == 1)
+            if session.batch_seq != 1:
+                raise RerunNeeded("the replace's Google Ads job is not known any more")
+            self._create_job(remote_id, session, full=True)
         return self._send(remote_id, "create", members, session)
 
     def run_finish(self, remote_id: str, *, session: Session) -> None:
@@ -443,8 +445,7 @@ def _partial_failures(response, members: list[Member | None]) -> dict[int, str]:
     """Refused operations by the member they were for: each error's location starts with
     `operations[i]`, the index in the request."""
     failed: dict[int, str] = {}
-    status = response.partial_failure_error
-    for detail in status.details if status else ():
+    for detail in response.partial_failure_error.details:
         failure = ads_errors.GoogleAdsFailure.deserialize(detail.value)
         for error in failure.errors:
             index = next(
@@ -468,25 +469,28 @@ def _code(error) -> str:
 
 
 def _retry_delay(error: core.GoogleAPICallError) -> float | None:
-    """The wait Google asks for with a quota error: `quota_error_details.retry_delay` in the
-    GoogleAdsFailure the SDK leaves in the trailing metadata of RESOURCE_EXHAUSTED."""
+    """The wait Google asks for with RESOURCE_EXHAUSTED: the SDK leaves the GoogleAdsFailure
+    in the call's trailing metadata instead of raising GoogleAdsException."""
     call = error.response
     metadata = call.trailing_metadata() if isinstance(call, grpc.Call) else None
     key = f"google.ads.googleads.{API_VERSION}.errors.googleadsfailure-bin"
     for name, value in metadata or ():
-        if name != key:
-            continue
-        try:
-            failure = ads_errors.GoogleAdsFailure.deserialize(value)
-        except DecodeError:
-            return None
-        delays = [
-            item.details.quota_error_details.retry_delay.total_seconds()
-            for item in failure.errors
-            if "retry_delay" in item.details.quota_error_details
-        ]
-        return max(delays) if delays else None
+        if name == key:
+            try:
+                return _failure_delay(ads_errors.GoogleAdsFailure.deserialize(value))
+            except DecodeError:
+                return None
     return None
+
+
+def _failure_delay(failure) -> float | None:
+    """The longest `quota_error_details.retry_delay` of a failure's errors, in seconds."""
+    delays = [
+        item.details.quota_error_details.retry_delay.total_seconds()
+        for item in failure.errors
+        if "retry_delay" in item.details.quota_error_details
+    ]
+    return max(delays) if delays else None
 
 
 class _errors:
@@ -542,5 +546,5 @@ class _errors:
         ):
             return RerunNeeded(message, code=first)
         if fields & RETRY_FIELDS:
-            return RetryLater(message, code=first)
+            return RetryLater(message, retry_after=_failure_delay(error.failure), code=first)
         return BatchRejected(message, code=first)

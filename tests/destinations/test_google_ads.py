@@ -320,6 +320,12 @@ def test_a_job_that_is_gone_needs_a_rerun(connector, google_ads_fake, user_list)
     assert raised.value.code == "mutate_error.RESOURCE_NOT_FOUND"
 
 
+def test_a_replace_that_lost_its_job_mid_way_needs_a_rerun(connector, google_ads_fake, user_list):
+    with pytest.raises(RerunNeeded):
+        connector.replace_batch(user_list, [BEN], session=session(2), last=True)
+    assert google_ads_fake.calls == []
+
+
 def test_a_job_gone_while_running_needs_a_rerun(connector, google_ads_fake, user_list):
     google_ads_fake.job_polls = 5
     state = {}
