@@ -103,7 +103,12 @@ class S3Config(RefusesUnknownFields):
     endpoint_url = StrictCharField(max_length=500, allow_blank=True, default="")
     role_arn = StrictCharField(max_length=2048, allow_blank=True, default="")
     external_id = StrictCharField(max_length=1224, allow_blank=True, default="")
+    # Event exports by day (destinations.exports): on or off, and which event names (all
+    # when empty).
     export_events = StrictBooleanField(default=False)
+    export_event_names = serializers.ListField(
+        child=StrictCharField(max_length=200), max_length=200, default=list
+    )
 
     def validate_bucket(self, value: str) -> str:
         if not BUCKET_PATTERN.match(value) or ".." in value:
@@ -277,10 +282,25 @@ class S3Connector(Connector):
             "aws_session_token": temporary["SessionToken"],
         }
 
-    def put(self, key: str, body: bytes, *, content_type: str) -> None:
+    def put(self, key: str, body, *, content_type: str) -> None:
+        """One object (bytes, or a file open for reading from its start), overwritten if it
+        is there."""
         with _errors_mapped(self.bucket):
             self.client().put_object(Bucket=self.bucket, Key=key, Body=body,
                                      ContentType=content_type)  # fmt: skip
+
+    def keys_under(self, prefix: str) -> list[str]:
+        with _errors_mapped(self.bucket):
+            pages = (
+                self.client()
+                .get_paginator("list_objects_v2")
+                .paginate(Bucket=self.bucket, Prefix=prefix)
+            )
+            return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+    def delete(self, key: str) -> None:
+        with _errors_mapped(self.bucket):
+            self.client().delete_object(Bucket=self.bucket, Key=key)
 
     def content_type(self, *, compress: bool | None = None) -> str:
         compress = self.compress if compress is None else compress

@@ -419,4 +419,5 @@ def test_the_config_has_defaults_and_normalizes_the_prefix():
         "role_arn": "",
         "external_id": "",
         "export_events": False,
+        "export_event_names": [],
     }
