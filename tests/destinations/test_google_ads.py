@@ -511,3 +511,17 @@ def test_config_takes_customer_ids_with_dashes():
     unknown = GoogleAdsConfig(data={"customer_id": "1234567890", "extra": "1"})
     assert not unknown.is_valid()
     assert set(unknown.errors) == {"extra"}
+
+
+def test_without_the_insecure_setting_the_sdk_builds_its_tls_channel(workspace, settings):
+    """No call is made (gRPC connects lazily): only that production builds its clients with
+    GoogleAdsClient.get_service, for API v26, at Google's endpoint."""
+    settings.MASIVO_GOOGLE_ADS_INSECURE = False
+    settings.MASIVO_GOOGLE_ADS_ENDPOINT = None
+    connector = make_connector(workspace)
+    service = connector._service("OfflineUserDataJobService")
+    assert type(service).__module__ == (
+        "google.ads.googleads.v26.services.services.offline_user_data_job_service.client"
+    )
+    assert connector._ads_client().endpoint is None
+    assert connector._ads_client().login_customer_id == "9876543210"
