@@ -81,7 +81,7 @@ class WebhookEndpointOut(serializers.ModelSerializer):
 
     def get_previous_secret_expires_at(self, destination) -> str | None:
         expires_at = webhooks.previous_secret_expires_at(destination)
-        return expires_at.isoformat() if expires_at else None
+        return serializers.DateTimeField().to_representation(expires_at) if expires_at else None
 
 
 class WebhookEndpointCreatedOut(WebhookEndpointOut):
