@@ -164,6 +164,11 @@ def event_exports_daily(*, now: datetime | None = None) -> list[tuple[int, int]]
     return scheduled
 
 
+def event_exports_list(*, destination: Destination):
+    """The destination's exports, newest first."""
+    return EventExport.objects.filter(destination=destination).order_by("-id")
+
+
 def event_exports_to_wake(*, now: datetime | None = None) -> list[tuple]:
     return jobs_to_wake(EventExport, reason=WAKE_REASON, now=now)
 
