@@ -30,6 +30,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from destinations import services
+from destinations.connectors.base import RetryLater
 from destinations.connectors.webhook import (
     ROTATION_GRACE,
     SEND_ENDPOINT_TASK,
@@ -45,6 +46,7 @@ from destinations.connectors.webhook import (
     signing_secrets,
 )
 from destinations.models import Destination, DestinationKind, WebhookDelivery
+from destinations.ratelimit import request_slot
 from masivo.outbound import UnsafeURL, outbound_session, url_check
 from masivo.tenancy.actors import Actor
 from masivo.tenancy.context import all_workspaces, workspace_scope
@@ -423,18 +425,28 @@ def _targets(groups: dict[int, list[Claimed]], now: datetime) -> dict[int, _Targ
             destination = Destination.objects.filter(id=destination_id).first()
             if destination is None:
                 continue
-            credentials = destination.credentials or {}
-            secrets = signing_secrets(credentials, now)
-            if len(credentials.get("secrets") or []) > len(secrets):
-                _store_credentials(destination, {"secrets": secrets, "retired_at": None}, now)
+            secrets = signing_secrets(destination.credentials, now)
+            if len((destination.credentials or {}).get("secrets") or []) > len(secrets):
+                secrets = _retired_secrets_drop(destination, now)
             targets[destination_id] = _Target(destination, destination.config.get("url", ""),
                                               secrets)  # fmt: skip
     return targets
 
 
+def _retired_secrets_drop(destination: Destination, now: datetime) -> list[str]:
+    """Store only the secrets that still sign; locked and read again, so a rotation made
+    meanwhile is not overwritten."""
+    with transaction.atomic():
+        locked = Destination.objects.select_for_update().get(id=destination.id)
+        secrets = signing_secrets(locked.credentials, now)
+        if len((locked.credentials or {}).get("secrets") or []) > len(secrets):
+            _store_credentials(locked, {"secrets": secrets, "retired_at": None}, now)
+    return secrets
+
+
 def _send_group(work: tuple[_Target | None, list[Claimed]]) -> list[Attempt]:
-    """HTTP only (a thread of its own, no database): the endpoint's share in order, up to
-    its first failure."""
+    """HTTP only (a thread of its own, no database; Redis meters the endpoint's rate limit):
+    the endpoint's share in order, up to its first failure."""
     target, group = work
     if target is None:
         return []
@@ -442,6 +454,10 @@ def _send_group(work: tuple[_Target | None, list[Claimed]]) -> list[Attempt]:
     session = outbound_session(timeout=TIMEOUT_SECONDS)
     try:
         for claimed in group:
+            try:
+                request_slot(target.destination, WebhookConnector)
+            except RetryLater:
+                break  # over the endpoint's rate limit: the rest go back, due a little later
             attempt = _attempt(session, target, claimed)
             attempts.append(attempt)
             if not attempt.is_success:

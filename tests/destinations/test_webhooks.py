@@ -11,7 +11,7 @@ import pytest
 import time_machine
 from standardwebhooks import Webhook
 
-from destinations import webhook_tasks, webhooks
+from destinations import services, webhook_tasks, webhooks
 from destinations.connectors import connector_for
 from destinations.connectors.base import ErasedCustomer, ForwardItem
 from destinations.connectors.webhook import (
@@ -24,7 +24,7 @@ from destinations.connectors.webhook import (
 from destinations.models import Destination, WebhookDelivery
 from masivo.tenancy.actors import Actor
 from masivo.tenancy.context import workspace_scope
-from masivo.tenancy.errors import Conflict
+from masivo.tenancy.errors import Conflict, InvalidInput
 from masivo.tenancy.roles import Role
 from tests.fakes.base import Answer
 from tests.fakes.webhook_receiver import WebhookReceiver
@@ -554,3 +554,39 @@ def test_the_tasks_send_due_deliveries(workspace, receiver):
     assert webhook_tasks.beat_schedule() == {
         "send-due-webhooks": {"task": "destinations.webhooks_send_due", "schedule": 5.0}
     }
+
+
+# Through the generic destination services ------------------------------------------------------
+
+
+def test_the_generic_destination_test_posts_a_signed_webhook_test(workspace, receiver):
+    destination, secret = endpoint_for(workspace, receiver)
+    receiver.script(Answer(204), Answer(500))
+
+    with workspace_scope(workspace.id):
+        endpoint = Destination.objects.get(id=destination.id)
+        ok = services.destination_test(destination=endpoint, actor=ADMIN)
+        failing = services.destination_test(destination=endpoint, actor=ADMIN)
+
+    assert (ok.is_ok, ok.detail) == (True, "the endpoint answered 204")
+    assert (failing.is_ok, failing.detail) == (False, "the endpoint answered 500")
+    first = receiver.requests[0]
+    assert Webhook(secret).verify(first.body, first.headers)["type"] == "webhook.test"
+    assert deliveries(destination) == []  # a connection test is not a delivery
+
+
+def test_the_generic_destination_services_check_the_url(workspace, settings):
+    settings.MASIVO_OUTBOUND_ALLOWLIST = []
+
+    with workspace_scope(workspace.id), pytest.raises(InvalidInput) as refused:
+        services.destination_create(
+            workspace=workspace, kind="webhook", name="Hooks", actor=ADMIN,
+            config={"url": "http://[::ffff:10.0.0.1]/", "topics": ["event.tracked"]},
+            credentials={"secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]},
+        )  # fmt: skip
+
+    assert refused.value.field == "config.url"
+    assert refused.value.message == (
+        "Refused 'http://[::ffff:10.0.0.1]/': the host ::ffff:10.0.0.1 is an IPv4-mapped form "
+        "of a private address."
+    )
