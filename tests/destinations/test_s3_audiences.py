@@ -405,6 +405,13 @@ def test_the_config_is_strict(data, errors):
     assert list(config.errors) == errors
 
 
+def test_an_endpoint_url_must_be_https_unless_allow_listed():
+    config = S3Config(data={"bucket": "masivo-lake", "endpoint_url": "http://8.8.8.8:9000"})
+
+    assert not config.is_valid()
+    assert config.errors == {"endpoint_url": ["must be an https URL (credentials go with it)"]}
+
+
 def test_the_config_has_defaults_and_normalizes_the_prefix():
     config = S3Config(data={"bucket": "masivo-lake", "prefix": "/exports"})
 
