@@ -8,8 +8,7 @@ hours). The job's resource name and progress live in `session.state`:
 
 - `job`: the job's resource name;
 - `remove_all`: "pending" (a full run whose remove-all is still to go first) or "sent";
-- `operations`: operations Google accepted into the job (no operations: nothing to run);
-- `ran`: RunOfflineUserDataJob went through.
+- `operations`: operations Google accepted into the job (no operations: nothing to run).
 
 See docs/destinations/google_ads.md.
 """
@@ -210,23 +209,29 @@ class GoogleAdsConnector(Connector):
         return self._send(remote_id, "create", members, session)
 
     def run_finish(self, remote_id: str, *, session: Session) -> None:
+        """Runs the job unless Google shows it ran (its status is no longer PENDING: this does
+        not rely on the state being saved between polls), then polls it."""
         state = session.state
         job = state.get("job")
         if not job:
             return
         if state.get("remove_all") == "pending":
             self._send(remote_id, "create", [], session)
-        if not state.get("ran"):
-            if not state.get("operations"):
-                return
+        if not state.get("operations"):
+            return
+        if self._status(job)[0] == "PENDING":
             try:
                 with _errors("run job", job=True):
                     self._jobs().run_offline_user_data_job(resource_name=job, timeout=TIMEOUT)
             except BatchRejected as error:
                 if error.code != JOB_ALREADY_STARTED:
                     raise
-            state["ran"] = True
-        self._wait(job)
+        status, reason = self._status(job)
+        if status == "SUCCESS":
+            return
+        if status == "FAILED":
+            raise BatchRejected(f"Google Ads job {job} failed: {reason}", code=reason)
+        raise RetryLater(f"Google Ads job {job} is {status}", retry_after=POLL_AFTER, code=status)
 
     # Internals -------------------------------------------------------------------------------
 
@@ -246,10 +251,7 @@ class GoogleAdsConnector(Connector):
                 customer_id=self.customer_id, job=job, timeout=TIMEOUT
             )
         session.state.update(
-            job=response.resource_name,
-            remove_all="pending" if full else "sent",
-            operations=0,
-            ran=False,
+            job=response.resource_name, remove_all="pending" if full else "sent", operations=0
         )
 
     def _send(
@@ -307,7 +309,8 @@ class GoogleAdsConnector(Connector):
         state["operations"] = state.get("operations", 0) + len(chunk) - len(failed)
         return failed
 
-    def _wait(self, job: str) -> None:
+    def _status(self, job: str) -> tuple[str, str]:
+        """The job's status and failure reason names; a job Google no longer knows is gone."""
         query = (
             "SELECT offline_user_data_job.resource_name, offline_user_data_job.status, "  # noqa: S608 (GAQL, quoted by _gaql_string)
             "offline_user_data_job.failure_reason FROM offline_user_data_job "
@@ -321,13 +324,8 @@ class GoogleAdsConnector(Connector):
             )
         if not rows:
             raise RerunNeeded(f"Google Ads job {job} is gone", code="NOT_FOUND")
-        status = rows[0].offline_user_data_job.status.name
-        if status == "SUCCESS":
-            return
-        if status == "FAILED":
-            reason = rows[0].offline_user_data_job.failure_reason.name
-            raise BatchRejected(f"Google Ads job {job} failed: {reason}", code=reason)
-        raise RetryLater(f"Google Ads job {job} is {status}", retry_after=POLL_AFTER, code=status)
+        found = rows[0].offline_user_data_job
+        return found.status.name, found.failure_reason.name
 
     def _list_named(self, name: str) -> str | None:
         query = (

@@ -1,10 +1,13 @@
 """Google Ads Customer Match: the real google-ads SDK (v26, gRPC) against the local gRPC fake."""
 
 import hashlib
+from datetime import timedelta
 
 import grpc
 import pytest
 
+from audiences.models import Membership
+from destinations import services
 from destinations.connectors.base import (
     BatchRejected,
     DestinationBroken,
@@ -15,8 +18,12 @@ from destinations.connectors.base import (
 )
 from destinations.connectors.google_ads import GoogleAdsConfig, GoogleAdsConnector
 from destinations.identifiers import identifier_value
-from destinations.models import Destination
+from destinations.models import Destination, SyncRun
+from destinations.syncing import sync_run_execute
+from masivo.tenancy.actors import Actor
 from masivo.tenancy.context import workspace_scope
+from masivo.tenancy.roles import Role
+from tests.factories import AudienceFactory, CustomerFactory
 
 pytestmark = pytest.mark.django_db
 pytest_plugins = ["tests.fakes.google_ads"]  # google_ads_server, google_ads_fake
@@ -141,7 +148,7 @@ def test_incremental_run_sends_hashed_identifiers_in_one_job_with_job_level_cons
         ("hashed_phone_number", ANA_PHONE),
         ("hashed_email", BEN_EMAIL),
     }
-    assert state == {"job": job.resource_name, "remove_all": "sent", "operations": 3, "ran": True}
+    assert state == {"job": job.resource_name, "remove_all": "sent", "operations": 3}
 
 
 def test_identifiers_are_the_exact_hashes():
@@ -264,7 +271,7 @@ def test_partial_failure_maps_refused_operations_to_customers(
 
 
 def test_run_finish_polls_through_retry_later(connector, google_ads_fake, user_list):
-    google_ads_fake.job_polls = 2
+    google_ads_fake.job_polls = 3  # status answers seeing RUNNING: two run_finish calls
     state = {}
     connector.run_begin(user_list, mode="incremental", session=session(state=state))
     connector.members_add(user_list, [BEN], session=session(1, state=state))
@@ -285,20 +292,20 @@ def test_run_finish_polls_through_retry_later(connector, google_ads_fake, user_l
     assert google_ads_fake.members(user_list) == {("hashed_email", BEN_EMAIL)}
 
 
-def test_a_run_already_started_is_only_polled(connector, google_ads_fake, user_list):
-    """RunOfflineUserDataJob went through but its answer was lost: JOB_ALREADY_STARTED."""
+def test_a_job_google_shows_running_is_not_run_again(connector, google_ads_fake, user_list):
+    """The engine keeps no state from a run_finish that asked to be called later; the job's
+    own status says whether it ran."""
+    google_ads_fake.job_polls = 2
     state = {}
     connector.run_begin(user_list, mode="incremental", session=session(state=state))
     connector.members_add(user_list, [BEN], session=session(1, state=state))
     kept = dict(state)
-    google_ads_fake.job_polls = 1
     with pytest.raises(RetryLater):
         connector.run_finish(user_list, session=session(1, state=state))
     connector.run_finish(user_list, session=session(1, state=kept))
 
-    assert len(google_ads_fake.calls_to("RunOfflineUserDataJob")) == 2
-    assert job_of(google_ads_fake, kept).runs == 1
-    assert kept["ran"] is True
+    assert len(google_ads_fake.calls_to("RunOfflineUserDataJob")) == 1
+    assert job_of(google_ads_fake, kept).status == "SUCCESS"
 
 
 def test_a_failed_job_rejects(connector, google_ads_fake, user_list):
@@ -525,3 +532,71 @@ def test_without_the_insecure_setting_the_sdk_builds_its_tls_channel(workspace, 
     )
     assert connector._ads_client().endpoint is None
     assert connector._ads_client().login_customer_id == "9876543210"
+
+
+def test_a_full_sync_through_the_engine_waits_for_the_job(
+    workspace, google_ads_fake, google_oauth_fake
+):
+    """The sync engine with this connector: only the consented customer goes, hashed from the
+    customer row in SQL, the list is replaced, and a job still running puts the run back in
+    the queue until Google has finished."""
+    google_oauth_fake.refresh_tokens["refresh-1"] = "fake"
+    client_id, client_secret = google_oauth_fake.client
+    admin = Actor(role=Role.ADMIN)
+    with workspace_scope(workspace.id):
+        audience = AudienceFactory(workspace=workspace)
+        ana = CustomerFactory(
+            workspace=workspace,
+            email="ana@example.com",
+            phone="+525512345678",
+            consent={"advertising": {"status": "granted"}},
+        )
+        denied = CustomerFactory(
+            workspace=workspace,
+            email="ben@example.com",
+            consent={"advertising": {"status": "denied"}},
+        )
+        for customer in (ana, denied):
+            Membership.objects.create(
+                workspace=workspace, audience=audience, customer=customer, source="list"
+            )
+        destination = services.destination_create(
+            workspace=workspace,
+            kind="google_ads",
+            name="Google Ads",
+            actor=admin,
+            config={"customer_id": "123-456-7890"},
+            credentials={
+                "developer_token": "dev-token",
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "refresh_token": "refresh-1",
+            },
+        )
+        sync = services.sync_create(
+            destination=destination,
+            audience=audience,
+            actor=admin,
+            mode="full",
+            remote_audience_name="VIPs",
+        )
+        google_ads_fake.user_lists[sync.remote_audience_id].members.add(("hashed_email", OLD_EMAIL))
+        google_ads_fake.job_polls = 1
+        run = SyncRun.objects.get(sync=sync)
+        run = sync_run_execute(run_id=run.id)
+        assert run.status == "queued"
+        assert run.error == f"RetryLater: Google Ads job {run.remote_state['job']} is RUNNING"
+        run = sync_run_execute(run_id=run.id, now=run.retry_at + timedelta(seconds=1))
+
+    assert run.status == "succeeded", run.error
+    assert added(google_ads_fake) == [
+        [
+            ("remove_all",),
+            ("create", [{"hashed_email": ANA_EMAIL}, {"hashed_phone_number": ANA_PHONE}]),
+        ]
+    ]
+    assert google_ads_fake.members(sync.remote_audience_id) == {
+        ("hashed_email", ANA_EMAIL),
+        ("hashed_phone_number", ANA_PHONE),
+    }
+    assert len(google_ads_fake.calls_to("RunOfflineUserDataJob")) == 1

@@ -18,8 +18,10 @@ does (a GoogleAdsFailure in the `...googleadsfailure-bin` trailing metadata).
 
 A user list is a set of hashed identifiers, `(field, value)` pairs such as
 `("hashed_email", "<sha256 hex>")`. A job keeps its job-level consent and its operations in
-order; they are applied to the list when the job finishes (`job_polls` Search answers see it
-RUNNING first; `job_failure` makes it FAILED with that reason instead). A remove-all operation
+order; they are applied to the list when the job finishes: after the run, `job_polls` status
+queries see it RUNNING, the next one finishes it (`job_failure`: FAILED with that reason).
+Running a job that is not PENDING is refused (JOB_ALREADY_STARTED: the fake's choice; Google
+documents that code for adding operations to a started job). A remove-all operation
 anywhere but first in the job is INVALID_OPERATION_ORDER (the whole request refused).
 
 Re-sent requests: an operation is keyed by its kind and its set of identifiers (a remove-all by
