@@ -12,7 +12,8 @@ Sending, at least once and never inside a transaction:
 
 An attempt: 2xx succeeded; 410 disables the endpoint (its deliveries wait until it is enabled
 again); anything else (3xx, 4xx, 5xx, a timeout, a refused address) is retried on SCHEDULE
-with jitter, never before a 429/503's Retry-After; after the last attempt it is dead.
+with jitter, never before the Retry-After of a 429, 502, 503 or 504; after the last attempt
+it is dead.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ PER_ENDPOINT = 10
 THREADS = 8
 PAUSE_AFTER_FAILURE = timedelta(seconds=5)  # the unsent rest of an endpoint's share
 RESPONSE_KEPT = 1024
+THROTTLED = (429, 502, 503, 504)  # answers whose Retry-After is honoured
 HISTORY_KEPT = 50
 
 _random = random.SystemRandom()
@@ -259,7 +261,8 @@ def webhook_test_send(*, destination: Destination, actor: Actor) -> WebhookDeliv
         topic=TEST_TOPIC,
         payload=payload_for(TEST_TOPIC, now, {"destination_id": destination.id, "test": True}),
     )
-    deliveries_send_due(delivery_ids=[delivery.id], include_disabled=True)
+    deliveries_send_due(destination_id=destination.id, delivery_ids=[delivery.id],
+                        include_disabled=True)  # fmt: skip
     delivery.refresh_from_db()
     return delivery
 
@@ -493,7 +496,7 @@ def _attempt(session: requests.Session, target: _Target, claimed: Claimed) -> At
         error = "410 Gone: the endpoint is disabled"
     elif code >= 400:
         error = f"the endpoint answered {code}"
-    retry_after = _retry_after(response) if code in (429, 503) else None
+    retry_after = _retry_after(response) if code in THROTTLED else None
     return Attempt(code, took(), error, text, retry_after)
 
 

@@ -310,6 +310,9 @@ def test_a_retry_succeeds_with_the_same_webhook_id(workspace, receiver):
     [
         (429, "120", 120),
         (503, "600", 600),
+        (502, "60", 60),
+        (504, "60", 60),
+        (500, "600", 5),  # a 500's Retry-After is not a throttle: the schedule
         (429, "Tue, 01 Jan 2030 13:00:00 GMT", 3600),
         (429, "1", 5),  # never earlier than the schedule
         (429, "999999", 24 * 3600),  # at most a day
