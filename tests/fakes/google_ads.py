@@ -160,7 +160,7 @@ class GoogleAdsFake:
         return f"127.0.0.1:{self._port}"
 
     def reset(self) -> None:
-        with getattr(self, "_lock", threading.Lock()):
+        with self._lock:
             self.calls: list[Call] = []
             self.tokens = {"fake"}
             self.customers = {"1234567890": "Acme México"}
