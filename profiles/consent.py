@@ -280,7 +280,7 @@ def clean_consent_string(changes: dict) -> tuple[str, str] | None:
     """
     version_field = f"consent.{CONSENT_STRING_VERSION}"
     if CONSENT_STRING not in changes:
-        if CONSENT_STRING_VERSION in changes:
+        if changes.get(CONSENT_STRING_VERSION) is not None:
             raise InvalidInput("only with a consent_string", field=version_field)
         return None
     string = changes[CONSENT_STRING]

@@ -400,9 +400,21 @@ class ProfileSettingsOut(serializers.ModelSerializer):
         ]  # fmt: skip
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON true or false only: DRF's BooleanField also reads 0, "yes" or "on", which the
+    schema (`type: boolean`) does not allow."""
+
+    default_error_messages = {"invalid": "must be true or false"}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
 class ProfileSettingsIn(serializers.Serializer):
     consent_regime = serializers.ChoiceField(ProfileSettings.ConsentRegime.choices, required=False)
-    vendor_consent_required = serializers.BooleanField(
+    vendor_consent_required = StrictBooleanField(
         required=False,
         help_text="true: a destination whose vendor has no recorded decision may not receive a "
         "customer (strict, as TCF-style consent expects); false (the default): only a recorded "

@@ -9,8 +9,9 @@ from django.test import Client
 
 from masivo.tenancy.context import workspace_scope
 from profiles.consent import consent_update
-from profiles.models import ConsentChange, Customer, ProfileChange, ProfileSettings
+from profiles.models import ConsentChange, Customer, ProfileChange
 from profiles.services.customers import customers_merge
+from profiles.services.settings import profile_settings_get
 from tests.factories import CustomerFactory
 from tests.profiles.helpers import drf_time, get, rows, send
 
@@ -65,6 +66,11 @@ def stored(workspace, customer: Customer) -> tuple:
         current.consent_string,
         current.consent_string_version,
     )
+
+
+def vendor_consent_required(workspace) -> bool:
+    with workspace_scope(workspace.id):
+        return profile_settings_get(workspace=workspace).vendor_consent_required
 
 
 def record(status: str, at: datetime, source: str = "api") -> dict:
@@ -328,6 +334,17 @@ def test_bad_input_is_a_400_naming_the_field_and_changes_nothing(
     assert consent_changes(workspace) == []
 
 
+def test_a_null_version_alone_changes_nothing(api, workspace):
+    ana = make_customer(workspace)
+    patch(api, ana, {"consent_string": TCF, "consent_string_version": "tcf2.2"})
+
+    response = patch(api, ana, {"email_marketing": "denied", "consent_string_version": None})
+
+    assert response.status_code == 200
+    assert stored(workspace, ana)[2:] == (TCF, "tcf2.2")
+    assert [change[0] for change in history(workspace)] == ["consent_string", "email_marketing"]
+
+
 def test_a_string_of_exactly_the_limits_is_stored(api, workspace):
     ana = make_customer(workspace)
 
@@ -437,23 +454,23 @@ def test_vendor_consent_required_round_trips_through_the_api(api, workspace):
 
     assert response.status_code == 200
     assert response.json()["vendor_consent_required"] is True
-    assert (
-        get(workspace, ProfileSettings, workspace_id=workspace.id).vendor_consent_required is True
-    )
+    assert vendor_consent_required(workspace) is True
     assert api.get("/api/v1/profile-settings").json()["vendor_consent_required"] is True
     ana = make_customer(workspace)
     assert api.get(consent_url(ana.id)).json()["vendor_consent_required"] is True
 
 
-def test_a_bad_vendor_consent_required_is_a_400_naming_it(api, workspace):
-    response = send(api, "patch", "/api/v1/profile-settings", {"vendor_consent_required": "maybe"})
+@pytest.mark.parametrize("value", ["maybe", 0, "true", "on"])
+def test_a_bad_vendor_consent_required_is_a_400_naming_it(api, workspace, value):
+    response = send(api, "patch", "/api/v1/profile-settings", {"vendor_consent_required": value})
 
     assert response.status_code == 400
     assert response.json() == {
         "detail": "invalid input",
         "code": "invalid",
-        "errors": {"vendor_consent_required": ["Must be a valid boolean."]},
+        "errors": {"vendor_consent_required": ["must be true or false"]},
     }
+    assert vendor_consent_required(workspace) is False
 
 
 def signed_in(member) -> Client:
@@ -474,16 +491,14 @@ def test_the_settings_page_edits_vendor_consent_required(owner, workspace):
     client.post(
         f"/w/{workspace.id}/settings/profiles/", {**posted, "vendor_consent_required": "on"}
     )
-    required = get(workspace, ProfileSettings, workspace_id=workspace.id).vendor_consent_required
+    required = vendor_consent_required(workspace)
     page = client.get(f"/w/{workspace.id}/settings/")
     client.post(f"/w/{workspace.id}/settings/profiles/", posted)
 
     assert required is True
     assert page.context["profile_form"].initial["vendor_consent_required"] is True
     assert "Vendor consent required" in page.content.decode()
-    assert (
-        get(workspace, ProfileSettings, workspace_id=workspace.id).vendor_consent_required is False
-    )
+    assert vendor_consent_required(workspace) is False
 
 
 def test_the_customer_page_shows_vendor_decisions_and_the_string(api, owner, workspace):
