@@ -211,6 +211,9 @@ def build_items(destination: Destination, connector: type[Connector], refs: list
     """The batch's references as items; (items, skipped dedupe id → reason, ids of customers
     gone with a deletion signal to send)."""
     traits = set((destination.forwarding or {}).get("traits") or [])
+    required = getattr(connector, "required_traits", None)  # GA4's client id trait
+    if required:
+        traits |= set(required(destination.config or {}))
     settings = ProfileSettings.objects.filter(workspace_id=destination.workspace_id).first()
     settings = settings or ProfileSettings(workspace_id=destination.workspace_id)
     customer_ids = {ref["customer_id"] for ref in refs if ref.get("customer_id")}
@@ -277,13 +280,13 @@ def build_items(destination: Destination, connector: type[Connector], refs: list
 
 def _remember_contacts(destination: Destination, connector: Connector,
                        items: list[ForwardItem]) -> None:  # fmt: skip
-    remote_id_for = getattr(connector, "remote_id_for", None)
-    if remote_id_for is None or not connector.has(DELETION):
+    external_id_for = getattr(connector, "external_id_for", None)
+    if external_id_for is None or not connector.has(DELETION):
         return
     rows = {}
     for item in items:
         if item.customer is not None and item.customer_id not in rows:
-            remote_id = remote_id_for(item.customer)
+            remote_id = external_id_for(item.customer_id, item.customer.get("external_id"))
             if remote_id:
                 rows[item.customer_id] = RemoteContact(
                     workspace_id=destination.workspace_id, destination=destination,
@@ -296,7 +299,7 @@ def _signal_erasure(destination: Destination, connector: Connector, gone: list[i
         return
     contacts = RemoteContact.objects.filter(destination=destination, customer_id__in=gone)
     known = {contact.customer_id: contact.remote_id for contact in contacts}
-    if getattr(connector, "remote_id_for", None) is None:
+    if getattr(connector, "external_id_for", None) is None:
         known = {customer_id: str(customer_id) for customer_id in gone} | known
     erased = [ErasedCustomer(customer_id, remote_id) for customer_id, remote_id in known.items()]
     if erased:
@@ -313,7 +316,7 @@ def _backoff(attempts: int, retry_after: float | None) -> timedelta:
 
 def _send_batch(destination: Destination, connector: Connector, batch: ForwardBatch) -> None:
     items, skipped, gone = build_items(destination, type(connector), batch.items)
-    size = type(connector).batch_size
+    size = connector.batch_size
     start = batch.sent_count  # items of this batch already sent before a crash or a retry
     remaining = items[start:]
     for offset in range(0, len(remaining), size):

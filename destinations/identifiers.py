@@ -101,7 +101,7 @@ PLATFORM_RULES: dict[str, dict[str, Rule]] = {
         Identifier.EMAIL: _EMAIL,
         Identifier.PHONE: _PHONE_PLUS,
         Identifier.EXTERNAL_ID: Rule(_lower, "lower(btrim({v}))"),
-        Identifier.MADID: Rule(_lower, "lower(btrim({v}))", hashed=False),
+        Identifier.MADID: Rule(_lower, "lower(btrim({v}))"),  # IDFA_SHA256 / GAID_SHA256
     },
     # Platforms that take identifiers in clear (Braze, webhooks, S3, GA4): never hashed.
     "plain": {

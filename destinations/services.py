@@ -19,7 +19,6 @@ from rest_framework import serializers
 from audiences.models import Audience
 from destinations.connectors import CONNECTORS, connector_class, connector_for
 from destinations.connectors.base import AUDIENCES, EVENTS, MEMBERSHIPS, PROFILES, ConnectorError
-from destinations.identifiers import PLATFORM_RULES
 from destinations.models import AudienceSync, Destination, SyncRun
 from masivo.tenancy.actors import Actor
 from masivo.tenancy.errors import Conflict, InvalidInput, NotAllowed
@@ -117,7 +116,7 @@ def destination_update(
     name: str | None = None,
     config: dict | None = None,
     credentials: dict | None = None,
-    rate_limit_per_second: int | None | bool = False,
+    rate_limit_per_second: int | bool | None = False,
 ) -> Destination:
     """Change the given parts; `config` and `credentials` are merged into what is stored
     (a credential not given is kept). New values need a new test: the last result is cleared."""
@@ -259,7 +258,7 @@ def forwarding_update(
 
 
 def _clean_identifiers(connector, identifiers) -> list[str]:
-    offered = list(PLATFORM_RULES[connector.platform])
+    offered = connector.identifier_choices()
     if identifiers is None:
         return [name for name in connector.default_identifiers if name in offered]
     if not isinstance(identifiers, list) or not identifiers:

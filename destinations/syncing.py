@@ -33,8 +33,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings as django_settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from destinations.connectors import connector_for
@@ -48,6 +49,7 @@ from destinations.connectors.base import (
     RerunNeeded,
     RetryLater,
     Session,
+    StillRunning,
 )
 from destinations.identifiers import identifiers_sql
 from destinations.models import AudienceSync, Destination, SyncRun
@@ -60,6 +62,7 @@ from profiles.models import ProfileSettings
 logger = logging.getLogger(__name__)
 
 MAX_RERUNS = 2
+STILL_RUNNING_FOR_AT_MOST = timedelta(hours=48)
 MAX_ERROR_SAMPLES = 20
 REMOVE, ADD, REPLACE_OP = "remove", "add", "replace"
 
@@ -296,6 +299,17 @@ def _json(value) -> dict:
     return json.loads(value) if isinstance(value, str) else value or {}
 
 
+def batch_size(connector: Connector, op: str) -> int:
+    """Members a batch of `op` at most: the connector's (its destination may set a smaller
+    one; removals may have their own, e.g. Meta's, whose DELETE carries them in the URL),
+    or a smaller one set for tests and benchmarks."""
+    size = connector.batch_size
+    if op == REMOVE:
+        size = getattr(connector, "remove_batch_size", None) or size
+    override = getattr(django_settings, "MASIVO_SYNC_BATCH_SIZE", None)
+    return min(size, override or size)
+
+
 def _params(run: SyncRun, **more) -> dict:
     return {"workspace": run.workspace_id, "sync": run.sync_id, "run": run.id,
             "now": timezone.now(), **more}  # fmt: skip
@@ -447,7 +461,7 @@ def _phases(run: SyncRun, sync: AudienceSync, connector: Connector) -> None:
                 if stop:
                     _cancel(run, stop)
                     return
-                batch = _take(run, op, type(connector).batch_size)
+                batch = _take(run, op, batch_size(connector, op))
                 if batch is None:
                     break
             try:
@@ -498,11 +512,47 @@ def _restart(run: SyncRun) -> None:
         job_heartbeat(run, phase=SyncRun.Phase.PLAN)
 
 
-def sync_run_execute(*, run_id: int) -> SyncRun:
+def sync_runs_until_idle(*, stall_seconds: float | None = None) -> dict[str, int]:
+    """Every run that is due, or whose worker went silent, until none is left (cross-tenant;
+    for `manage.py sync_destinations`). Returns the runs' end states counted."""
+    from collections import Counter
+
+    from masivo.tenancy.context import all_workspaces, workspace_scope
+
+    ended: Counter = Counter()
+    while True:
+        now = timezone.now()
+        if stall_seconds is not None:
+            now += SyncRun.STALL_AFTER - timedelta(seconds=stall_seconds)
+        with all_workspaces(reason="sync_destinations: find runs to do"):
+            due = list(
+                SyncRun.objects.filter(
+                    Q(status="queued", retry_at__isnull=True)
+                    | Q(status="queued", retry_at__lte=now)
+                    | Q(status="running", heartbeat_at__lt=now - SyncRun.STALL_AFTER)
+                ).order_by("id").values_list("workspace_id", "id")
+            )  # fmt: skip
+        if not due:
+            return dict(ended)
+        moved = False
+        for workspace_id, run_id in due:
+            with workspace_scope(workspace_id):
+                run = sync_run_execute(run_id=run_id, now=now)
+            if run is None:
+                continue
+            ended[run.status] += 1
+            moved = moved or run.status != "running"
+            if run.status == "queued" and run.retry_at and run.retry_at > timezone.now():
+                return dict(ended)  # backing off: a later call goes on
+        if not moved:
+            return dict(ended)  # held by live workers
+
+
+def sync_run_execute(*, run_id: int, now: datetime | None = None) -> SyncRun:
     """Claim the run and take it as far as it goes (the task's body). Idempotent: a finished
     run, or one another worker holds, is left alone."""
     run = SyncRun.objects.filter(id=run_id).first()
-    if run is None or not job_claim(run):
+    if run is None or not job_claim(run, now=now):
         return run
     sync = AudienceSync.objects.select_related("destination", "audience").get(id=run.sync_id)
     stop = _stop_reason(sync)
@@ -517,6 +567,15 @@ def sync_run_execute(*, run_id: int) -> SyncRun:
             logger.warning("sync run %s starts over: %s", run.id, error)
             _restart(run)
             continue
+        except StillRunning as error:
+            if timezone.now() - run.started_at > STILL_RUNNING_FOR_AT_MOST:
+                job_fail(run, f"the platform was still processing after "
+                              f"{STILL_RUNNING_FOR_AT_MOST}: {error}")  # fmt: skip
+            else:
+                SyncRun.objects.filter(id=run.id).update(
+                    status=SyncRun.Status.QUEUED, attempts=0, error=str(error)[:2000],
+                    retry_at=timezone.now() + timedelta(seconds=error.retry_after or 60),
+                )  # fmt: skip
         except RetryLater as error:
             _retry_later(run, f"{type(error).__name__}: {error}", error.retry_after)
         except TRANSIENT_ERRORS as error:

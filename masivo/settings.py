@@ -317,6 +317,8 @@ MASIVO_EVENT_PARTITIONS_DETACH = env_bool("MASIVO_EVENT_PARTITIONS_DETACH", Fals
 # loopback, link-local and metadata addresses (masivo.outbound) except these hosts or CIDRs:
 # for on-premise receivers, and for tests (their fakes listen on 127.0.0.1).
 MASIVO_OUTBOUND_ALLOWLIST = env_list("MASIVO_OUTBOUND_ALLOWLIST", "")
+# Members a sync batch at most, below each connector's own size (tests and benchmarks).
+MASIVO_SYNC_BATCH_SIZE = env_int("MASIVO_SYNC_BATCH_SIZE", 0) or None
 # Meta's Graph API root (Custom Audiences, Conversions API); tests point it at a local fake.
 MASIVO_META_GRAPH_URL = os.environ.get("MASIVO_META_GRAPH_URL", "https://graph.facebook.com")
 

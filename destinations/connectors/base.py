@@ -47,6 +47,11 @@ class RetryLater(ConnectorError):
         self.retry_after = retry_after
 
 
+class StillRunning(RetryLater):
+    """The platform is still processing what was sent (a Google Ads job can take hours): call
+    again after `retry_after`. Not a failure: it does not spend the run's retry budget."""
+
+
 class BatchRejected(ConnectorError):
     """The platform refused this batch for good (invalid payload, a 4xx): its records are
     marked failed with the reason and retried by the next run, not again in this one."""
@@ -148,6 +153,8 @@ class Connector:
     # Identifier rules (destinations.identifiers.PLATFORM_RULES) and the identifiers offered.
     platform: ClassVar[str] = "plain"
     default_identifiers: ClassVar[tuple[str, ...]] = ("email",)
+    # The identifiers a sync may choose (None: every one the platform's rules know).
+    offered_identifiers: ClassVar[tuple[str, ...] | None] = None
     # The consent purpose a customer must allow (None: operational data, no purpose), on top
     # of the vendor decision for this destination's key.
     consent_purpose: ClassVar[str | None] = "advertising"
@@ -216,6 +223,13 @@ class Connector:
     @classmethod
     def has(cls, capability: str) -> bool:
         return capability in cls.capabilities
+
+    @classmethod
+    def identifier_choices(cls) -> list[str]:
+        """The identifiers a sync of this kind may send."""
+        from destinations.identifiers import PLATFORM_RULES
+
+        return list(cls.offered_identifiers or PLATFORM_RULES[cls.platform])
 
     @classmethod
     def credential_hints(cls, credentials: dict) -> dict[str, str]:

@@ -57,6 +57,7 @@ from destinations.connectors.base import (
     RerunNeeded,
     RetryLater,
     Session,
+    StillRunning,
 )
 from destinations.models import DestinationKind
 from masivo.tenancy.api.strict import RefusesUnknownFields, StrictCharField
@@ -121,7 +122,8 @@ class GoogleAdsConnector(Connector):
     summary = "Keeps Google Ads Customer Match lists of hashed emails and phone numbers."
     docs_anchor = "google-ads"
     capabilities = frozenset({AUDIENCES, REPLACE})
-    platform = "google"
+    default_identifiers = ("email", "phone")
+    offered_identifiers = ("email", "phone")
     default_identifiers = ("email", "phone")
     batch_size = 10_000
     config_serializer = GoogleAdsConfig
@@ -231,7 +233,8 @@ class GoogleAdsConnector(Connector):
             return
         if status == "FAILED":
             raise BatchRejected(f"Google Ads job {job} failed: {reason}", code=reason)
-        raise RetryLater(f"Google Ads job {job} is {status}", retry_after=POLL_AFTER, code=status)
+        raise StillRunning(f"Google Ads job {job} is {status}", retry_after=POLL_AFTER,
+                           code=status)  # fmt: skip
 
     # Internals -------------------------------------------------------------------------------
 

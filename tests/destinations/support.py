@@ -13,11 +13,16 @@ import requests
 from destinations import connectors
 from destinations.connectors.base import (
     AUDIENCES,
+    DELETION,
+    EVENTS,
+    MEMBERSHIPS,
+    PROFILES,
     REPLACE,
     BatchRejected,
     BatchResult,
     Connector,
     DestinationBroken,
+    ForwardResult,
     RerunNeeded,
     RetryLater,
 )
@@ -36,6 +41,9 @@ class PlatformFake(FakeServer):
         self.replacing: dict[str, set[str]] = {}
         self.fail_members: set[str] = set()
         self.on_request = None  # called with each request before it is applied
+        self.forwarded: list[dict] = []  # items applied, once per dedupe id
+        self.forward_duplicates = 0
+        self.erased: list[str] = []
         self._state = threading.Lock()
 
     def reset(self) -> None:
@@ -44,11 +52,26 @@ class PlatformFake(FakeServer):
         self.applied.clear()
         self.applications.clear()
         self.duplicates = 0
+        self.forwarded.clear()
+        self.forward_duplicates = 0
+        self.erased.clear()
 
     def route(self, request):
         if self.on_request:
             self.on_request(request)
         parts = request.path.strip("/").split("/")
+        if parts == ["forward"]:
+            with self._state:
+                seen = {item["dedupe_id"] for item in self.forwarded}
+                for item in request.json["items"]:
+                    if item["dedupe_id"] in seen:
+                        self.forward_duplicates += 1
+                    else:
+                        self.forwarded.append(item)
+            return Answer(200, {})
+        if parts == ["erase"]:
+            self.erased.extend(request.json["ids"])
+            return Answer(200, {})
         if parts[:1] != ["audiences"] or len(parts) != 3:
             return super().route(request)
         audience, op, body = parts[1], parts[2], request.json
@@ -78,7 +101,9 @@ class PlatformConnector(Connector):
     kind = "test"
     label = "Test platform"
     summary = "The engine tests' platform."
-    capabilities: ClassVar[frozenset[str]] = frozenset({AUDIENCES, REPLACE})
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {AUDIENCES, REPLACE, EVENTS, PROFILES, MEMBERSHIPS, DELETION}
+    )
     platform = "meta"
     default_identifiers = ("email",)
     consent_purpose = "advertising"
@@ -112,6 +137,29 @@ class PlatformConnector(Connector):
 
     def replace_batch(self, remote_id, members, *, session, last):
         return self._call(remote_id, "replace", members, session, last)
+
+    def _post(self, path, body):
+        response = requests.post(f"{self.url}/{path}", json=body, timeout=5)
+        if response.status_code == 429:
+            raise RetryLater("throttled", retry_after=1)
+        if response.status_code >= 400:
+            raise BatchRejected(f"refused: {response.status_code}")
+
+    def forward(self, items):
+        self._post("forward", {"items": [
+            {"dedupe_id": item.dedupe_id, "type": item.type, "kind": item.kind,
+             "customer_id": item.customer_id,
+             "email": (item.customer or {}).get("email"),
+             "traits": (item.customer or {}).get("traits"),
+             "event": (item.event or {}).get("name"),
+             "audience": (item.audience or {}).get("name")} for item in items]})  # fmt: skip
+        return ForwardResult(sent=len(items))
+
+    def external_id_for(self, customer_id, external_id):
+        return external_id or f"masivo-{customer_id}"
+
+    def customers_erased(self, customers):
+        self._post("erase", {"ids": [customer.remote_id for customer in customers]})
 
 
 @pytest.fixture
