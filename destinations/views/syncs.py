@@ -175,8 +175,14 @@ def sync_detail(request, sync_id: int):
 @require_safe
 @workspace_view(permission=Permission.READ)
 def sync_progress(request, sync_id: int):
+    """The live run. A poll (`?live=1`) that finds the run finished reloads the whole page
+    (HX-Refresh), so the history, the remote size and the failed records are current too."""
     sync = get_object_or_404(AudienceSync, id=sync_id)
-    return render(request, "destinations/_sync_progress.html", _progress_context(sync))
+    context = _progress_context(sync)
+    response = render(request, "destinations/_sync_progress.html", context)
+    if request.GET.get("live") and not context["is_live"] and request.headers.get("HX-Request"):
+        response["HX-Refresh"] = "true"
+    return response
 
 
 @require_POST

@@ -270,8 +270,13 @@ def test_the_progress_partial_polls_only_while_a_run_is_live(member, workspace, 
 
     assert finished.startswith('<div id="sync-progress"')
     assert "hx-trigger" not in finished
-    assert f'hx-get="{url}" hx-trigger="every 2s"' in live
+    assert f'hx-get="{url}?live=1" hx-trigger="every 2s"' in live
     assert 'data-percent="25"' in live
+    with workspace_scope(workspace.id):
+        SyncRun.objects.filter(status="running").update(status="succeeded")
+    done = client.get(f"{url}?live=1", HTTP_HX_REQUEST="true")
+    assert done["HX-Refresh"] == "true"  # the page reloads with the history
+    assert "HX-Refresh" not in client.get(url, HTTP_HX_REQUEST="true")
 
 
 def test_run_now_pause_resume_and_replay(member, workspace, sync):
