@@ -84,7 +84,7 @@ def test_a_snapshot_run_writes_one_gzip_csv_per_batch_then_the_manifest_and_late
     run.replace_batch([ANA, BEN], seq=1, last=False)
     run.replace_batch([CAROL], seq=2, last=True)
 
-    assert s3_bucket.keys() == [
+    assert s3_bucket.object_keys() == [
         FOLDER + "manifest.json",
         FOLDER + "snapshot-00001.csv.gz",
         FOLDER + "snapshot-00002.csv.gz",
@@ -143,7 +143,7 @@ def test_an_incremental_run_writes_jsonl_changes_with_the_op_and_a_manifest_at_t
     run.run_finish(seq=2)
 
     folder = "exports/audiences/vip/dt=2026-03-04/run-77/"
-    assert s3_bucket.keys() == [
+    assert s3_bucket.object_keys() == [
         folder + "added-00002.jsonl",
         folder + "manifest.json",
         folder + "removed-00001.jsonl",
@@ -192,7 +192,7 @@ def test_a_batch_sent_again_after_a_crash_overwrites_the_same_object_with_the_sa
         again.replace_batch([], seq=2, last=True)
 
     folder = "masivo/audiences/vip/dt=2026-03-04/run-77/"
-    assert s3_bucket.keys() == [
+    assert s3_bucket.object_keys() == [
         folder + "manifest.json",
         folder + "snapshot-00001.csv.gz",
         folder + "snapshot-00002.csv.gz",
@@ -216,7 +216,7 @@ def test_a_full_run_of_nobody_still_writes_an_empty_snapshot_and_latest(workspac
     run.run_finish(seq=0)
 
     folder = "masivo/audiences/vip/dt=2026-03-04/run-77/"
-    assert s3_bucket.keys() == [
+    assert s3_bucket.object_keys() == [
         folder + "manifest.json",
         folder + "snapshot-00001.csv",
         "masivo/audiences/vip/latest.json",
@@ -233,7 +233,7 @@ def test_audience_create_names_a_folder_without_calling_s3(workspace, s3_bucket)
 
     assert first.startswith("vip-mexico-") and len(first) == len("vip-mexico-") + 6
     assert second.startswith("vip-") and first != second
-    assert s3_bucket.keys() == []
+    assert s3_bucket.object_keys() == []
 
 
 def test_a_folder_that_is_not_a_plain_name_is_rejected(workspace, s3_bucket):
@@ -241,7 +241,7 @@ def test_a_folder_that_is_not_a_plain_name_is_rejected(workspace, s3_bucket):
 
     with pytest.raises(BatchRejected, match="is not a plain name"):
         connector.members_add("../other", [ANA], session=session(1))
-    assert s3_bucket.keys() == []
+    assert s3_bucket.object_keys() == []
 
 
 def test_the_connection_test_writes_and_deletes_its_object(workspace, s3_bucket):
@@ -250,7 +250,7 @@ def test_the_connection_test_writes_and_deletes_its_object(workspace, s3_bucket)
     assert connector.test_connection() == (
         f"wrote and deleted s3://{s3_bucket.name}/lake/_masivo_connection_test"
     )
-    assert s3_bucket.keys() == []
+    assert s3_bucket.object_keys() == []
 
 
 def test_a_missing_bucket_fails_the_connection_test_and_breaks_a_run(workspace, s3_bucket):
@@ -316,7 +316,7 @@ def test_a_role_is_assumed_through_sts_and_its_keys_write(workspace, s3_bucket, 
 
     keys = connector.client()._request_signer._credentials
     assert keys.access_key != KEYS["aws_access_key_id"] and keys.token
-    assert len(s3_bucket.keys()) == 1
+    assert len(s3_bucket.object_keys()) == 1
 
 
 def test_without_keys_the_servers_own_credentials_are_refused(workspace, s3_bucket):
@@ -385,7 +385,7 @@ def test_a_private_endpoint_url_is_refused_in_the_config_and_at_send(
     with pytest.raises(DestinationBroken, match=r"^endpoint_url refused: "):
         S3Connector(destination).members_add("vip", [ANA], session=session(1))
     settings.MASIVO_OUTBOUND_ALLOWLIST = ["127.0.0.1"]
-    assert s3_bucket.keys() == []
+    assert s3_bucket.object_keys() == []
 
 
 @pytest.mark.parametrize(

@@ -102,7 +102,7 @@ def test_a_day_is_exported_in_id_order_within_its_utc_bounds_without_denied_cust
     ids, customer = day_of_events, day_of_events["customer"]
     export = run(workspace, scheduled(workspace, s3_destination(workspace, s3_bucket)))
 
-    assert s3_bucket.keys() == [FOLDER + "manifest.json", FOLDER + "part-00001.csv.gz"]
+    assert s3_bucket.object_keys() == [FOLDER + "manifest.json", FOLDER + "part-00001.csv.gz"]
     assert s3_bucket.text(FOLDER + "part-00001.csv.gz") == (
         CSV_HEADER + f"{ids['first']},purchase,{customer},u-ana,2026-03-04T00:00:00.000000Z,"
         '2026-03-04T00:00:02.000000Z,"{""value"": 10.5}","{""ip"": ""203.0.113.7""}"\n'
@@ -139,7 +139,7 @@ def test_parts_hold_at_most_the_part_size_and_jsonl_keeps_json_values(
     destination = s3_destination(workspace, s3_bucket, format="jsonl")
     export = run(workspace, scheduled(workspace, destination))
 
-    assert s3_bucket.keys() == [
+    assert s3_bucket.object_keys() == [
         FOLDER + "manifest.json", FOLDER + "part-00001.jsonl.gz", FOLDER + "part-00002.jsonl.gz",
     ]  # fmt: skip
     assert s3_bucket.jsonl(FOLDER + "part-00001.jsonl.gz") == [
@@ -167,7 +167,7 @@ def test_an_export_resumes_after_its_checkpoint_rewriting_the_unrecorded_part(
     monkeypatch.setattr(exports, "PART_ROWS", 1)
     ids = day_of_events
     export = run(workspace, scheduled(workspace, s3_destination(workspace, s3_bucket)))
-    written = {key: s3_bucket.body(key) for key in s3_bucket.keys()}  # noqa: SIM118
+    written = {key: s3_bucket.body(key) for key in s3_bucket.object_keys()}
     # As if the worker died after uploading part 2 and before recording it: part 1 is
     # recorded (and, to show it is not written again, gone from the bucket).
     with workspace_scope(workspace.id):
@@ -181,7 +181,7 @@ def test_an_export_resumes_after_its_checkpoint_rewriting_the_unrecorded_part(
 
     resumed = run(workspace, export)
 
-    assert s3_bucket.keys() == [
+    assert s3_bucket.object_keys() == [
         FOLDER + "manifest.json", FOLDER + "part-00002.csv.gz", FOLDER + "part-00003.csv.gz",
     ]  # fmt: skip
     for key in (FOLDER + "part-00002.csv.gz", FOLDER + "part-00003.csv.gz"):
@@ -206,7 +206,7 @@ def test_exporting_a_day_again_rewrites_it_and_deletes_parts_no_longer_needed(
     again = run(workspace, scheduled(workspace, destination, event_names=["signup"], again=True))
 
     assert again.id == first.id
-    assert s3_bucket.keys() == [FOLDER + "manifest.json", FOLDER + "part-00001.csv.gz"]
+    assert s3_bucket.object_keys() == [FOLDER + "manifest.json", FOLDER + "part-00001.csv.gz"]
     assert s3_bucket.text(FOLDER + "part-00001.csv.gz").splitlines()[1].split(",")[:2] == [
         str(day_of_events["last"]),
         "signup",
@@ -236,7 +236,7 @@ def test_a_workspace_that_requires_vendor_consent_exports_only_granted_customers
 def test_a_day_without_events_writes_only_the_manifest(workspace, s3_bucket):
     export = run(workspace, scheduled(workspace, s3_destination(workspace, s3_bucket)))
 
-    assert s3_bucket.keys() == [FOLDER + "manifest.json"]
+    assert s3_bucket.object_keys() == [FOLDER + "manifest.json"]
     assert s3_bucket.json(FOLDER + "manifest.json")["objects"] == []
     assert (export.status, export.rows, export.objects_written) == (JobStatus.SUCCEEDED, 0, 0)
 

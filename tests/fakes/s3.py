@@ -42,7 +42,7 @@ class Bucket:
     def endpoint_url(self) -> str:
         return self.moto.endpoint_url
 
-    def keys(self) -> list[str]:
+    def object_keys(self) -> list[str]:
         listing = self.moto.client().list_objects_v2(Bucket=self.name)
         return sorted(item["Key"] for item in listing.get("Contents", []))
 
