@@ -183,6 +183,7 @@ class S3Connector(Connector):
     capabilities = frozenset({AUDIENCES, REPLACE})
     platform = "plain"
     default_identifiers = ("external_id", "email")
+    offered_identifiers = IDENTIFIER_COLUMNS
     # The workspace's own data going to its own bucket: no purpose applies, only the vendor
     # decision for this destination's key.
     consent_purpose = None

@@ -227,6 +227,12 @@ def test_a_full_run_of_nobody_still_writes_an_empty_snapshot_and_latest(workspac
     assert s3_bucket.json("masivo/audiences/vip/latest.json")["rows"] == 0
 
 
+def test_a_sync_may_choose_the_identifiers_every_file_has_a_column_for():
+    assert S3Connector.identifier_choices() == [
+        "external_id", "email", "phone", "first_name", "last_name", "country",
+    ]  # fmt: skip
+
+
 def test_audience_create_names_a_folder_without_calling_s3(workspace, s3_bucket):
     connector = S3Connector(s3_destination(workspace, s3_bucket))
     first, second = connector.audience_create("VIP · México"), connector.audience_create("VIP")
