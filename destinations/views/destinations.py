@@ -204,10 +204,12 @@ def destination_edit(request, destination_id: int):
         status = 400
         if form.is_valid():
             try:
+                config = form.group("config")
+                unchanged = all(destination.config.get(k) == v for k, v in config.items())
                 services.destination_update(
                     destination=destination, actor=request.actor,
-                    name=form.cleaned_data["name"], config=form.group("config"),
-                    credentials=form.group("credentials"),
+                    name=form.cleaned_data["name"], config=None if unchanged else config,
+                    credentials=form.group("credentials") or None,  # empty: keep them
                 )  # fmt: skip
             except ServiceError as error:
                 form.show(error)

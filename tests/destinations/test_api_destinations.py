@@ -5,6 +5,8 @@ input named by field, roles, and another workspace's ids."""
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from destinations.models import Destination, ForwardBatch
@@ -228,6 +230,21 @@ def test_forwarding_reads_settings_and_lag_and_refuses_what_the_kind_does_not_ta
         "enabled": ["Meta Custom Audiences does not take forwarded data"]
     }
     assert bad_names.json()["errors"] == {"event_names.1": ["must be a string"]}
+
+
+def test_the_list_takes_the_same_queries_for_one_destination_or_many(api, workspace):
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert api.get(URL).status_code == 200
+        return len(captured)
+
+    connect(api)
+    one = queries()
+    connect(api)
+    connect(api)
+
+    assert queries() == one
+    assert [d["key"] for d in api.get(URL).json()["results"]] == ["meta-3", "meta-2", "meta"]
 
 
 def test_delete_then_it_is_gone(api, workspace):

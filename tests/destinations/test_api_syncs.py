@@ -5,6 +5,8 @@ its replay, failed records; bad input named by field, roles, and another workspa
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from destinations.models import AudienceSync, SyncRecord, SyncRun
@@ -160,6 +162,27 @@ def test_a_disabled_destination_refuses_new_syncs_with_409(api, audience, destin
         "detail": "the destination is disabled; enable it first", "code": "conflict",
         "errors": {"destination_id": ["the destination is disabled; enable it first"]},
     }  # fmt: skip
+
+
+def test_the_list_takes_the_same_queries_for_one_sync_or_many(api, workspace, destination_id,
+                                                              history):  # fmt: skip
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert api.get(SYNCS).status_code == 200
+        return len(captured)
+
+    one = queries()
+    with workspace_scope(workspace.id):
+        for name in ("A", "B", "C"):
+            audience = AudienceFactory(workspace=workspace, name=name)
+            sync = AudienceSync.objects.create(workspace=workspace, audience=audience,
+                                               destination_id=destination_id,
+                                               remote_audience_id=name)  # fmt: skip
+            SyncRun.objects.create(workspace=workspace, sync=sync, mode="incremental",
+                                   status="succeeded", finished_at=timezone.now())  # fmt: skip
+
+    assert queries() == one
+    assert len(api.get(SYNCS).json()["results"]) == 4
 
 
 def test_patch_changes_mode_interval_and_identifiers(api, audience, destination_id):

@@ -190,6 +190,33 @@ def test_forwarding_settings_and_lag_on_a_kind_that_forwards(admin, workspace):
     }  # fmt: skip
 
 
+def test_editing_keeps_credentials_left_empty_and_an_unchanged_config(admin, workspace,
+                                                                      destination):  # fmt: skip
+    client = client_for(admin)
+    url = f"{base(workspace)}/{destination.id}/edit/"
+    with workspace_scope(workspace.id):
+        services.destination_test(destination=destination, actor=ADMIN)
+
+    form = client.get(url).content.decode()
+    renamed = client.post(url, {"name": "Meta (EU)", "config_ad_account_id": ACCOUNT,
+                                "config_api_version": "v26.0"})  # fmt: skip
+    with workspace_scope(workspace.id):
+        kept = Destination.objects.get()
+    client.post(url, {"name": "Meta (EU)", "config_ad_account_id": ACCOUNT,
+                      "credentials_access_token": "EAAB-new-token-5678"})  # fmt: skip
+    with workspace_scope(workspace.id):
+        changed = Destination.objects.get()
+
+    assert 'value="1234567890"' in form
+    assert "Leave empty to keep the stored one." in form
+    assert TOKEN not in form
+    assert renamed.status_code == 302
+    assert (kept.name, kept.credentials, kept.last_test_ok) == (
+        "Meta (EU)", {"access_token": TOKEN}, True,
+    )  # fmt: skip
+    assert (changed.credential_hints, changed.last_test_ok) == ({"access_token": "…5678"}, None)
+
+
 def test_disable_then_enable_and_disconnect(admin, workspace, destination):
     client = client_for(admin)
     url = f"{base(workspace)}/{destination.id}"
