@@ -247,6 +247,31 @@ def test_the_list_takes_the_same_queries_for_one_destination_or_many(api, worksp
     assert [d["key"] for d in api.get(URL).json()["results"]] == ["meta-3", "meta-2", "meta"]
 
 
+def test_forwarding_on_for_a_kind_that_takes_it(api):
+    braze = connect(api, kind="braze", name="Braze", config={"cluster_url": "http://127.0.0.1:9"},
+                    credentials={"api_key": "braze-key-1"})  # fmt: skip
+    url = f"{URL}/{braze['id']}/forwarding"
+
+    put = api.put(url, {"enabled": True, "types": ["events", "memberships"],
+                        "event_names": [" signup ", "order_completed", "signup"]},
+                  content_type="application/json")  # fmt: skip
+    wrong_type = api.put(url, {"enabled": True, "types": ["events", "pigeons"]},
+                         content_type="application/json")  # fmt: skip
+
+    assert put.status_code == 200, put.content
+    body = put.json()
+    assert body["since"] is not None
+    assert {k: body[k] for k in ("enabled", "types", "event_names", "traits", "offered_types",
+                                 "pending_batches", "dead_batches")} == {
+        "enabled": True, "types": ["events", "memberships"],
+        "event_names": ["order_completed", "signup"], "traits": [],
+        "offered_types": ["events", "profiles", "memberships"], "pending_batches": 0,
+        "dead_batches": 0,
+    }  # fmt: skip
+    assert api.get(url).json() == body
+    assert wrong_type.json()["errors"] == {"types.1": ["one of events, profiles, memberships"]}
+
+
 def test_delete_then_it_is_gone(api, workspace):
     destination_id = connect(api)["id"]
 
