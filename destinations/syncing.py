@@ -26,6 +26,7 @@ One destination's trouble never holds another's runs: each run is its own task.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import random
@@ -443,9 +444,10 @@ def _phases(run: SyncRun, sync: AudienceSync, connector: Connector) -> None:
     replaces = run.mode == AudienceSync.Mode.FULL and connector.has(REPLACE)
     if run.phase == SyncRun.Phase.PLAN:
         _plan(run, sync, type(connector), replaces)
+    before = copy.deepcopy(run.remote_state)
     session = Session(run.session_id, run.batch_seq, run.to_add + run.to_remove, run.remote_state)
     connector.run_begin(sync.remote_audience_id, mode=run.mode, session=session)
-    if session.state != run.remote_state:
+    if session.state != before:
         run.remote_state = session.state
         job_heartbeat(run, remote_state=run.remote_state)
     batch = _in_flight(run)

@@ -159,6 +159,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_IMPORTS = [
     "masivo.pipeline", "messaging.topic_tasks", "messaging.campaign_tasks", "destinations.tasks",
+    "destinations.webhook_tasks", "destinations.export_tasks",
 ]  # fmt: skip
 CELERY_BEAT_SCHEDULE = {
     "sweep-unprocessed-events": {
@@ -216,6 +217,18 @@ CELERY_BEAT_SCHEDULE = {
     "tick-forwarding": {
         "task": "destinations.forwarding_tick",
         "schedule": 5.0,
+    },
+    "send-due-webhooks": {
+        "task": "destinations.webhooks_send_due",
+        "schedule": 5.0,
+    },
+    "export-events-daily": {
+        "task": "destinations.event_exports_daily",
+        "schedule": crontab(hour=1, minute=0),
+    },
+    "wake-event-exports": {
+        "task": "destinations.event_exports_wake",
+        "schedule": 60.0,
     },
 }
 CELERY_TIMEZONE = "UTC"
@@ -319,6 +332,10 @@ MASIVO_EVENT_PARTITIONS_DETACH = env_bool("MASIVO_EVENT_PARTITIONS_DETACH", Fals
 MASIVO_OUTBOUND_ALLOWLIST = env_list("MASIVO_OUTBOUND_ALLOWLIST", "")
 # Members a sync batch at most, below each connector's own size (tests and benchmarks).
 MASIVO_SYNC_BATCH_SIZE = env_int("MASIVO_SYNC_BATCH_SIZE", 0) or None
+# Google Ads API host:port instead of googleads.googleapis.com (tests, local emulators), and
+# plaintext gRPC with local credentials (loopback addresses only) for a local fake.
+MASIVO_GOOGLE_ADS_ENDPOINT = os.environ.get("MASIVO_GOOGLE_ADS_ENDPOINT") or None
+MASIVO_GOOGLE_ADS_INSECURE = env_bool("MASIVO_GOOGLE_ADS_INSECURE", False)
 # Meta's Graph API root (Custom Audiences, Conversions API); tests point it at a local fake.
 MASIVO_META_GRAPH_URL = os.environ.get("MASIVO_META_GRAPH_URL", "https://graph.facebook.com")
 

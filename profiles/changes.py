@@ -8,6 +8,8 @@ Keys say what a change can affect, in the vocabulary audience rules are indexed 
     traits:<key>       a top-level trait key (`traits.address.city` depends on `traits:address`)
     tags:<key>         a tag
     consent:<purpose>  a consent purpose
+    consent_vendor:<key>  a vendor's consent decision (a destination key)
+    consent_string     the stored consent string or its version
     device             the customer's devices
     metrics            the purchase metrics
     *                  anything (a new customer, a merge winner)

@@ -112,7 +112,7 @@ def customer_export(*, customer: Customer) -> dict:
         "consent_history": [
             _plain(row)
             for row in ConsentChange.objects.filter(customer_id=customer.id).values(
-                "purpose", "status", "source", "changed_at"
+                "purpose", "vendor", "consent_string_version", "status", "source", "changed_at"
             )
         ],
         "merges": [

@@ -102,6 +102,8 @@ VALIDITY_THE_SCHEMA_CANNOT_SAY = {
     # which the coverage phase and the fuzzer's constants from the source do not know.
     "POST /api/v1/customers": "tag keys (as above) and phones (format: phone)",
     "PATCH /api/v1/customers/{id}": "tag keys (as above) and phones (format: phone)",
+    "PATCH /api/v1/customers/{id}/consent": "a vendor key is 1 to 64 characters of a-z, 0-9, _ "
+    "and - (OpenAPI 3.0 cannot bound a map's keys), and a consent_string needs its version",
     # Multipart: the file must be a UTF-8 CSV with the columns it maps; these uploads have
     # their own tests (tests/profiles/test_imports*.py, tests/audiences/test_lists*.py).
     "POST /api/v1/customer-imports": "the file must be a UTF-8 CSV",

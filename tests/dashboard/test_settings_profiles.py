@@ -52,6 +52,7 @@ def test_the_settings_page_shows_the_current_values(owner_client, workspace):
 
     assert form.initial == {
         "consent_regime": "opt_in",
+        "vendor_consent_required": False,
         "purchase_event_names": "purchase, Order Completed, order_completed",
         "purchase_value_properties": "value, revenue, total",
         "device_token_ttl_days": 270,

@@ -1,11 +1,14 @@
 """Never twice, never lost, under SIGKILL: an audience of CHAOS_MEMBERS (10,000 by default)
 synced to the Meta fake by `manage.py sync_destinations` in a subprocess that is killed with
-SIGKILL at random points, again and again, and restarted: first the initial sync, then a
-second run after churn (10 % leave, as many join, some change their email).
+SIGKILL again and again, and restarted: first the initial sync, then a second run after churn
+(10 % leave, as many join, some change their email). Every other kill lands just after Meta
+applied a batch and before the worker heard the answer (the fake answers a moment late), the
+others at random points.
 
 At the fake: every (session, batch) received more than once carried the same rows each time
 (a resent batch is the same batch, which Meta applies once); no row was applied by two
-different batches of a run; and the audience ends holding exactly the consented members.
+different batches of a run; batches were resent (the kills after an apply) and applied once;
+and the audience ends holding exactly the consented members.
 `CHAOS_KILLS` sets the kills a phase (4), `CHAOS_SEED` the random kill points.
 """
 
@@ -15,6 +18,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -30,9 +34,8 @@ from masivo.tenancy.actors import Actor
 from masivo.tenancy.context import all_workspaces, workspace_scope
 from masivo.tenancy.roles import Role
 from tests.factories import AudienceFactory
-from tests.fakes.meta import graph_params
+from tests.fakes.meta import MetaFake, graph_params
 
-pytest_plugins = ["tests.fakes.meta"]
 ROOT = Path(__file__).resolve().parents[2]
 MEMBERS = int(os.environ.get("CHAOS_MEMBERS", "10000"))
 KILLS = int(os.environ.get("CHAOS_KILLS", "4"))
@@ -83,14 +86,43 @@ def _env(meta_fake) -> dict:
     return env
 
 
-def _run_with_kills(env, chance) -> int:
+class MetaWithAWindow(MetaFake):
+    """Meta, answering each upload a moment after applying it: the window in which a worker
+    killed has had its batch applied without knowing it (the case that must not send twice)."""
+
+    def __init__(self):
+        super().__init__()
+        self.applied = threading.Event()
+
+    def route(self, request):
+        answer = super().route(request)
+        if request.path.endswith("/users"):
+            self.applied.set()
+            time.sleep(0.2)
+        return answer
+
+
+@pytest.fixture
+def meta_fake(settings):
+    fake = MetaWithAWindow().start()
+    settings.MASIVO_META_GRAPH_URL = fake.url
+    yield fake
+    fake.stop()
+
+
+def _run_with_kills(env, chance, meta) -> int:
+    """Kill the worker KILLS times: every other kill just after Meta applied a batch (before
+    the worker hears the answer), the others at a random moment."""
     command = [sys.executable, "manage.py", "sync_destinations", "--stall-seconds", "0"]
     kills = 0
     while kills < KILLS:
         worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE)  # fmt: skip
         worker.stdout.readline()  # Django is up: it syncs now, and dies at a random point
+        meta.applied.clear()
         try:
+            if kills % 2 == 0 and meta.applied.wait(timeout=30):
+                raise subprocess.TimeoutExpired(command, 0)
             worker.wait(timeout=chance.uniform(0.3, 1.5))
         except subprocess.TimeoutExpired:
             worker.send_signal(signal.SIGKILL)
@@ -153,7 +185,7 @@ def test_a_sync_killed_again_and_again_sends_nothing_twice_and_loses_nothing(wor
     chance = random.Random(os.environ.get("CHAOS_SEED"))
     started = time.monotonic()
 
-    first_kills = _run_with_kills(env, chance)
+    first_kills = _run_with_kills(env, chance, meta_fake)
     applied = _check_uploads(meta_fake, sync.remote_audience_id)
     expected = {sha256_hex(f"chaos{n}@example.com") for n in range(1, MEMBERS + 1)}
     assert meta_fake.values(sync.remote_audience_id, "EMAIL") == expected
@@ -165,7 +197,7 @@ def test_a_sync_killed_again_and_again_sends_nothing_twice_and_loses_nothing(wor
                                "members": MEMBERS})  # fmt: skip
         services.sync_run_request(sync=sync)
     meta_fake.requests.clear()
-    second_kills = _run_with_kills(env, chance)
+    second_kills = _run_with_kills(env, chance, meta_fake)
     applied = _check_uploads(meta_fake, sync.remote_audience_id)
     duration = time.monotonic() - started
 
@@ -196,6 +228,7 @@ def test_a_sync_killed_again_and_again_sends_nothing_twice_and_loses_nothing(wor
           f"{meta_fake.duplicates} batches resent and applied once, {duration:.1f} s, "
           f"runs {dict(runs)}")  # fmt: skip
     assert meta_fake.values(sync.remote_audience_id, "EMAIL") == members
+    assert meta_fake.duplicates >= 1  # batches applied, then resent after the kill: once
     assert set(applied.values()) == {1}
     assert runs == {"succeeded": 2}, runs
     with workspace_scope(workspace.id):

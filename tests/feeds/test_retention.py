@@ -11,6 +11,7 @@ from masivo.feeds.models import NO_SCOPE, FeedCursor
 from masivo.feeds.registry import Feed, feed_consumer_register, registered_feed
 from masivo.feeds.retention import feed_rows_delete_expired
 from masivo.tenancy.context import workspace_scope
+from profiles.apps import PROCESSED_EVENTS_FEED as PROCESSED
 from profiles.apps import PROFILE_CHANGES_FEED
 from profiles.models import ProfileChange
 from tests.factories import AudienceFactory
@@ -61,7 +62,7 @@ def ids(changes) -> list[int]:
 
 
 def test_with_no_consumers_rows_go_by_age_alone(workspace, rows):
-    assert expire(workspace) == {FEED: 3, PROFILE_CHANGES_FEED: 0}
+    assert expire(workspace) == {FEED: 3, PROFILE_CHANGES_FEED: 0, PROCESSED: 0}
     assert kept_ids(workspace) == ids(rows[3:])
 
 
@@ -71,14 +72,14 @@ def test_an_unscoped_consumer_keeps_the_old_rows_it_has_not_read(
 ):
     consumers("journeys")
     place_cursor(rows[1], "journeys")
-    assert expire(workspace, batch_size=batch_size) == {FEED: 2, PROFILE_CHANGES_FEED: 0}
+    assert expire(workspace, batch_size=batch_size) == {FEED: 2, PROFILE_CHANGES_FEED: 0, PROCESSED: 0}
     assert kept_ids(workspace) == ids(rows[2:])
 
 
 def test_recent_rows_stay_even_when_every_consumer_has_read_them(workspace, consumers, rows):
     consumers("journeys")
     place_cursor(rows[-1], "journeys")
-    assert expire(workspace) == {FEED: 3, PROFILE_CHANGES_FEED: 0}
+    assert expire(workspace) == {FEED: 3, PROFILE_CHANGES_FEED: 0, PROCESSED: 0}
     assert kept_ids(workspace) == ids(rows[3:])
 
 
@@ -87,7 +88,7 @@ def test_the_slowest_consumer_decides(workspace, consumers, rows):
     consumers("push-topics")
     place_cursor(rows[2], "journeys")
     place_cursor(rows[0], "push-topics")
-    assert expire(workspace) == {FEED: 1, PROFILE_CHANGES_FEED: 0}
+    assert expire(workspace) == {FEED: 1, PROFILE_CHANGES_FEED: 0, PROCESSED: 0}
     assert kept_ids(workspace) == ids(rows[1:])
 
 
@@ -99,8 +100,8 @@ def test_an_unscoped_consumer_that_never_read_a_workspace_holds_all_of_it(
         theirs = AudienceFactory(workspace=other_workspace)
     their_rows = [add_change(theirs, 1, changed_at=OLD), add_change(theirs, 2, changed_at=OLD)]
     place_cursor(their_rows[-1], "journeys")
-    assert expire(workspace) == {FEED: 0, PROFILE_CHANGES_FEED: 0}
-    assert expire(other_workspace) == {FEED: 2, PROFILE_CHANGES_FEED: 0}
+    assert expire(workspace) == {FEED: 0, PROFILE_CHANGES_FEED: 0, PROCESSED: 0}
+    assert expire(other_workspace) == {FEED: 2, PROFILE_CHANGES_FEED: 0, PROCESSED: 0}
     assert kept_ids(workspace) == ids(rows)
     assert kept_ids(other_workspace) == []
 
@@ -108,7 +109,7 @@ def test_an_unscoped_consumer_that_never_read_a_workspace_holds_all_of_it(
 def test_a_consumer_that_does_not_hold_retention_keeps_nothing(workspace, consumers, rows):
     consumers("best-effort", holds_retention=False)
     place_cursor(rows[0], "best-effort")
-    assert expire(workspace) == {FEED: 3, PROFILE_CHANGES_FEED: 0}
+    assert expire(workspace) == {FEED: 3, PROFILE_CHANGES_FEED: 0, PROCESSED: 0}
 
 
 def test_a_scoped_consumer_holds_only_the_scopes_it_follows(
@@ -121,7 +122,7 @@ def test_a_scoped_consumer_holds_only_the_scopes_it_follows(
     others.append(add_change(second_audience, 4, changed_at=OLD))
     followed.append(add_change(audience, 5, changed_at=RECENT))
     place_cursor(followed[0], "destination-sync", scope=audience.id)
-    assert expire(workspace) == {FEED: 3, PROFILE_CHANGES_FEED: 0}
+    assert expire(workspace) == {FEED: 3, PROFILE_CHANGES_FEED: 0, PROCESSED: 0}
     assert kept_ids(workspace) == ids(followed[1:])
 
 
@@ -129,7 +130,7 @@ def test_old_rows_behind_a_young_one_wait_for_a_later_pass(workspace, audience):
     rows = [
         add_change(audience, index, changed_at=at) for index, at in enumerate([OLD, RECENT, OLD])
     ]
-    assert expire(workspace) == {FEED: 1, PROFILE_CHANGES_FEED: 0}
+    assert expire(workspace) == {FEED: 1, PROFILE_CHANGES_FEED: 0, PROCESSED: 0}
     assert kept_ids(workspace) == ids(rows[1:])
 
 
@@ -145,7 +146,7 @@ def test_the_beat_task_queues_one_pass_per_workspace(workspace, other_workspace,
 def test_the_workspace_task_uses_the_configured_age(workspace, rows, settings):
     settings.MASIVO_FEED_RETENTION_DAYS = 1
     result = tasks.delete_expired_workspace_feed_rows(workspace_id=workspace.id)
-    assert result == {FEED: 5, PROFILE_CHANGES_FEED: 0}
+    assert result == {FEED: 5, PROFILE_CHANGES_FEED: 0, PROCESSED: 0}
     assert kept_ids(workspace) == []
 
 
@@ -178,12 +179,12 @@ def test_an_old_profile_change_the_follow_up_has_not_processed_is_kept(workspace
         add_profile_change(workspace, 4, changed_at=RECENT, processed_at=RECENT),
     ]
 
-    assert expire(workspace, batch_size=1) == {FEED: 0, PROFILE_CHANGES_FEED: 2}
+    assert expire(workspace, batch_size=1) == {FEED: 0, PROFILE_CHANGES_FEED: 2, PROCESSED: 0}
     assert kept_profile_change_ids(workspace) == ids(changes[1::2])
 
     with workspace_scope(workspace.id):
         ProfileChange.objects.filter(id=changes[1].id).update(processed_at=NOW)
-    assert expire(workspace) == {FEED: 0, PROFILE_CHANGES_FEED: 1}
+    assert expire(workspace) == {FEED: 0, PROFILE_CHANGES_FEED: 1, PROCESSED: 0}
     assert kept_profile_change_ids(workspace) == ids(changes[3:])
 
 
@@ -201,5 +202,5 @@ def test_a_consumer_past_an_unprocessed_profile_change_does_not_free_it(workspac
             scope=NO_SCOPE, last_xid=xid, last_id=change.id,
         )  # fmt: skip
 
-    assert expire(workspace) == {FEED: 0, PROFILE_CHANGES_FEED: 0}
+    assert expire(workspace) == {FEED: 0, PROFILE_CHANGES_FEED: 0, PROCESSED: 0}
     assert kept_profile_change_ids(workspace) == [change.id]

@@ -40,6 +40,18 @@ def not_recorded(may: bool) -> dict:
     return {"status": None, "at": None, "source": None, "may_contact": may}
 
 
+# What the consent resource answers about vendors and the consent string when none is recorded
+# (tests/profiles/test_consent_vendors.py covers them).
+NO_VENDORS = {
+    "vendor_consent_required": False,
+    "vendors": {},
+    "vendor_history": [],
+    "consent_string": None,
+    "consent_string_version": None,
+    "consent_string_history": [],
+}
+
+
 def history(workspace) -> list[tuple]:
     return rows(workspace, ConsentChange, "customer_id", "purpose", "status", "source")
 
@@ -58,6 +70,7 @@ def test_get_shows_every_purpose_not_recorded_under_opt_in(api, workspace):
         "regime": "opt_in",
         "purposes": {purpose: not_recorded(False) for purpose in PURPOSES},
         "history": [],
+        **NO_VENDORS,
     }
 
 
@@ -69,6 +82,7 @@ def test_under_opt_out_not_recorded_means_may_contact(api, workspace):
     assert changed.status_code == 200
     assert changed.json() == {
         "consent_regime": "opt_out",
+        "vendor_consent_required": False,
         "purchase_event_names": ["purchase", "Order Completed", "order_completed"],
         "purchase_value_properties": ["value", "revenue", "total"],
         "device_token_ttl_days": 270,
@@ -79,6 +93,7 @@ def test_under_opt_out_not_recorded_means_may_contact(api, workspace):
         "regime": "opt_out",
         "purposes": {purpose: not_recorded(True) for purpose in PURPOSES},
         "history": [],
+        **NO_VENDORS,
     }
 
 
@@ -129,6 +144,7 @@ def test_patch_records_decisions_with_their_source_and_history(api, workspace):
                 "changed_at": drf_time(changed_at),
             },
         ],
+        **NO_VENDORS,
     }
     assert api.get(consent_url(ana.id)).json() == response.json()
 

@@ -535,6 +535,9 @@ def test_export_returns_everything_held_about_the_customer(api, workspace):
             "consent": {
                 "email_marketing": {"status": "granted", "at": "2026-01-03", "source": "form"}
             },
+            "consent_vendors": {},
+            "consent_string": "",
+            "consent_string_version": "",
             "created_at": "2026-01-01T00:00:00+00:00",
             "updated_at": "2026-01-02T00:00:00+00:00",
             "last_seen_at": None,
@@ -563,6 +566,8 @@ def test_export_returns_everything_held_about_the_customer(api, workspace):
         "consent_history": [
             {
                 "purpose": "email_marketing",
+                "vendor": "",
+                "consent_string_version": "",
                 "status": "granted",
                 "source": "form",
                 "changed_at": "2026-01-03T00:00:00+00:00",

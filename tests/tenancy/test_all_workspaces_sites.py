@@ -16,6 +16,11 @@ SKIPPED_DIRS = {"tests", "node_modules", "test-artifacts", "__pycache__"}
 # (file, the reason argument as written), one row per call.
 CALL_SITES = [
     ("audiences/scheduling.py", '"beat: find audiences due for recalculation"'),
+    ("destinations/exports.py", "DAILY_REASON"),
+    ("destinations/scheduling.py", '"beat: find audience syncs that are due"'),
+    ("destinations/syncing.py", '"sync_destinations: find runs to do"'),
+    ("destinations/tasks.py", '"beat: list destinations that forward"'),
+    ("destinations/webhooks.py", "CLAIM_REASON"),
     ("masivo/feeds/tasks.py", '"beat: feed retention runs for every workspace"'),
     ("masivo/jobs.py", "reason"),  # jobs_to_wake(model, reason=...): each sweep names its own
     ("masivo/pipeline.py", '"beat sweep: find every workspace with overdue follow-ups"'),
