@@ -7,7 +7,6 @@ Views translate; destinations.services decides, destinations.syncing runs.
 """
 
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -20,9 +19,10 @@ from masivo.tenancy.api.pagination import CreatedCursorPagination
 from masivo.tenancy.api.views import WorkspaceAPIView
 from masivo.tenancy.errors import InvalidInput
 
+ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": s.MAX_ID}
 FILTERS = [
-    OpenApiParameter("audience_id", OpenApiTypes.INT, description="syncs of this audience"),
-    OpenApiParameter("destination_id", OpenApiTypes.INT, description="syncs to this destination"),
+    OpenApiParameter("audience_id", ID_SCHEMA, description="syncs of this audience"),
+    OpenApiParameter("destination_id", ID_SCHEMA, description="syncs to this destination"),
 ]
 
 
