@@ -207,22 +207,6 @@ def test_a_sync_killed_again_and_again_sends_nothing_twice_and_loses_nothing(wor
             " ON c.id = m.customer_id WHERE m.audience_id = %s", [audience.id])  # fmt: skip
         members = {sha256_hex(email) for (email,) in cursor.fetchall()}
         runs = Counter(SyncRun.objects.filter(sync=sync).values_list("status", flat=True))
-        state = list(
-            SyncRun.objects.filter(sync=sync).values(
-                "id",
-                "status",
-                "phase",
-                "error",
-                "to_add",
-                "added",
-                "to_remove",
-                "removed",
-                "failed",
-                "retry_at",
-                "heartbeat_at",
-                "attempts",
-            )
-        )
 
     print(f"\nchaos: {MEMBERS} members, {first_kills} + {second_kills} kills, "
           f"{meta_fake.duplicates} batches resent and applied once, {duration:.1f} s, "
