@@ -330,7 +330,10 @@ def sync_create(
                 identifiers=wanted,
                 remote_audience_id=str(remote_audience_id),
                 remote_audience_name=remote_audience_name,
-                next_run_at=now + timedelta(minutes=interval),
+                # Recalculation syncs: the first run covers recalculations until now.
+                next_run_at=now
+                if trigger == AudienceSync.Trigger.RECALCULATION
+                else now + timedelta(minutes=interval),
                 created_by=actor.label,
             )
             if trigger == AudienceSync.Trigger.STREAMING:
