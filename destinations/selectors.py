@@ -15,7 +15,6 @@ from rest_framework import serializers
 from rest_framework.fields import empty
 
 from destinations.connectors import CONNECTORS
-from destinations.identifiers import PLATFORM_RULES
 from destinations.models import AudienceSync, Destination, ForwardBatch, SyncRecord, SyncRun
 
 
@@ -197,7 +196,7 @@ class Kind:
 
 
 def kind_describe(connector) -> Kind:
-    offered = tuple(PLATFORM_RULES[connector.platform])
+    offered = tuple(connector.identifier_choices())
     return Kind(
         kind=str(connector.kind),
         label=connector.label,

@@ -70,4 +70,5 @@ urlpatterns = [
         name="audience-sync-failed-records",
     ),
     path("", include("destinations.api.webhook_urls")),
+    path("", include("destinations.api.export_urls")),
 ]

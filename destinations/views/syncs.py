@@ -15,7 +15,7 @@ from audiences.models import Audience
 from destinations import selectors, services
 from destinations.connectors import connector_class
 from destinations.connectors.base import AUDIENCES
-from destinations.identifiers import PLATFORM_RULES, Identifier
+from destinations.identifiers import Identifier
 from destinations.models import AudienceSync, Destination, SyncRun
 from masivo.tenancy.errors import ServiceError
 from masivo.tenancy.roles import Permission
@@ -85,8 +85,8 @@ class SyncForm(forms.Form):
         takes = [d for d in Destination.objects.order_by("name")
                  if connector_class(d.kind).has(AUDIENCES)]  # fmt: skip
         self.fields["destination"].choices = [(d.id, d.name) for d in takes]
-        platform = connector_class(destination.kind).platform if destination else None
-        offered = PLATFORM_RULES[platform] if platform else Identifier.values
+        connector = connector_class(destination.kind) if destination else None
+        offered = connector.identifier_choices() if connector else Identifier.values
         self.fields["identifiers"].choices = [
             (value, label) for value, label in Identifier.choices if value in offered
         ]
