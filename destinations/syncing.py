@@ -515,23 +515,26 @@ def _restart(run: SyncRun) -> None:
 
 
 def sync_runs_until_idle(*, stall_seconds: float | None = None) -> dict[str, int]:
-    """Every run that is due, or whose worker went silent, until none is left (cross-tenant;
-    for `manage.py sync_destinations`). Returns the runs' end states counted."""
+    """Every run that is due, or whose worker went silent (for `stall_seconds`, by default
+    the job's STALL_AFTER), until none is left (cross-tenant; for `manage.py
+    sync_destinations`). Returns the runs' end states counted."""
     from collections import Counter
 
     from masivo.tenancy.context import all_workspaces, workspace_scope
 
+    stall = SyncRun.STALL_AFTER if stall_seconds is None else timedelta(seconds=stall_seconds)
     ended: Counter = Counter()
     while True:
         now = timezone.now()
-        if stall_seconds is not None:
-            now += SyncRun.STALL_AFTER - timedelta(seconds=stall_seconds)
+        silent = Q(status="running", heartbeat_at__lt=now - stall)
         with all_workspaces(reason="sync_destinations: find runs to do"):
+            # A silent run is claimable at once: its heartbeat is forgotten.
+            SyncRun.objects.filter(silent).update(heartbeat_at=None)
             due = list(
                 SyncRun.objects.filter(
                     Q(status="queued", retry_at__isnull=True)
                     | Q(status="queued", retry_at__lte=now)
-                    | Q(status="running", heartbeat_at__lt=now - SyncRun.STALL_AFTER)
+                    | Q(status="running", heartbeat_at__isnull=True)
                 ).order_by("id").values_list("workspace_id", "id")
             )  # fmt: skip
         if not due:
@@ -539,7 +542,7 @@ def sync_runs_until_idle(*, stall_seconds: float | None = None) -> dict[str, int
         moved = False
         for workspace_id, run_id in due:
             with workspace_scope(workspace_id):
-                run = sync_run_execute(run_id=run_id, now=now)
+                run = sync_run_execute(run_id=run_id)
             if run is None:
                 continue
             ended[run.status] += 1
@@ -550,11 +553,11 @@ def sync_runs_until_idle(*, stall_seconds: float | None = None) -> dict[str, int
             return dict(ended)  # held by live workers
 
 
-def sync_run_execute(*, run_id: int, now: datetime | None = None) -> SyncRun:
+def sync_run_execute(*, run_id: int) -> SyncRun:
     """Claim the run and take it as far as it goes (the task's body). Idempotent: a finished
     run, or one another worker holds, is left alone."""
     run = SyncRun.objects.filter(id=run_id).first()
-    if run is None or not job_claim(run, now=now):
+    if run is None or not job_claim(run):
         return run
     sync = AudienceSync.objects.select_related("destination", "audience").get(id=run.sync_id)
     stop = _stop_reason(sync)
