@@ -159,7 +159,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_IMPORTS = [
     "masivo.pipeline", "messaging.topic_tasks", "messaging.campaign_tasks", "destinations.tasks",
-    "destinations.webhook_tasks", "destinations.export_tasks",
+    "destinations.webhook_tasks", "destinations.export_tasks", "journeys.tasks",
 ]  # fmt: skip
 CELERY_BEAT_SCHEDULE = {
     "sweep-unprocessed-events": {
@@ -225,6 +225,10 @@ CELERY_BEAT_SCHEDULE = {
     "export-events-daily": {
         "task": "destinations.event_exports_daily",
         "schedule": crontab(hour=1, minute=0),
+    },
+    "tick-journeys": {
+        "task": "journeys.tick",
+        "schedule": 5.0,
     },
     "wake-event-exports": {
         "task": "destinations.event_exports_wake",
@@ -372,6 +376,8 @@ SPECTACULAR_SETTINGS = {
     ],
     "ENUM_NAME_OVERRIDES": {
         "MemberRoleEnum": "masivo.tenancy.roles.Role.choices",
+        "DestinationStatusEnum": [("active", "Active"), ("disabled", "Disabled")],
+        "WebhookDeliveryStatusEnum": "destinations.models.webhooks.WebhookDelivery.Status",
         "KeyRoleEnum": [("admin", "Admin"), ("marketer", "Marketer"), ("viewer", "Viewer")],
         "CustomerStatusEnum": [("active", "Active"), ("inactive", "Inactive")],
         "ConsentStatusEnum": "profiles.models.ConsentStatus.choices",

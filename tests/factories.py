@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from audiences.models import Audience, ListUpload
+from destinations.models import AudienceSync, Destination
 from masivo.tenancy import keys
 from masivo.tenancy.models import ApiKey, Invitation, Member, Organization, Workspace
 from masivo.tenancy.roles import Role
@@ -205,6 +206,41 @@ class CampaignFactory(factory.django.DjangoModelFactory):
     channel = "email"
 
 
+class DestinationFactory(factory.django.DjangoModelFactory):
+    """A Meta destination (config and credentials as its connector takes them)."""
+
+    class Meta:
+        model = Destination
+
+    kind = "meta"
+    name = factory.Sequence(lambda n: f"Meta {n}")
+    key = factory.Sequence(lambda n: f"meta-{n}")
+    config = factory.LazyFunction(lambda: {"ad_account_id": "1234567890"})
+    credentials = factory.LazyFunction(lambda: {"access_token": "EAAB-test"})
+
+
+class WebhookEndpointFactory(DestinationFactory):
+    kind = "webhook"
+    name = factory.Sequence(lambda n: f"Webhook {n}")
+    key = factory.Sequence(lambda n: f"webhook-{n}")
+    config = factory.LazyFunction(
+        lambda: {"url": "https://hooks.example.com/masivo", "topics": ["event.tracked"]}
+    )
+    credentials = factory.LazyFunction(lambda: {"secrets": ["whsec_dGVzdHNlY3JldHRlc3RzZWNyZXQ="]})
+
+
+class AudienceSyncFactory(factory.django.DjangoModelFactory):
+    """Needs the workspace in context: its audience and destination are made in it."""
+
+    class Meta:
+        model = AudienceSync
+
+    audience = factory.LazyAttribute(lambda o: AudienceFactory(workspace=o.workspace))
+    destination = factory.LazyAttribute(lambda o: DestinationFactory(workspace=o.workspace))
+    remote_audience_id = factory.Sequence(lambda n: f"2385000000000{n}")
+    identifiers = factory.LazyFunction(lambda: ["email"])
+
+
 def make_in_workspace(model, workspace: Workspace):
     """One object of `model` belonging to `workspace` (call inside its workspace_scope)."""
     if model is Member:
@@ -226,4 +262,6 @@ TENANT_FACTORIES = {
     Audience: AudienceFactory,
     ListUpload: ListUploadFactory,
     ChannelConnection: ChannelConnectionFactory,
+    Destination: DestinationFactory,
+    AudienceSync: AudienceSyncFactory,
 }

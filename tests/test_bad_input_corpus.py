@@ -22,12 +22,15 @@ from masivo.tenancy.models import ApiKey
 from masivo.tenancy.services import api_key_create
 from tests.factories import (
     AudienceFactory,
+    AudienceSyncFactory,
     CampaignFactory,
     ChannelConnectionFactory,
     CustomerFactory,
     CustomerImportFactory,
+    DestinationFactory,
     ListUploadFactory,
     TemplateFactory,
+    WebhookEndpointFactory,
 )
 
 pytestmark = pytest.mark.django_db
@@ -159,7 +162,25 @@ PATH_OBJECTS = [
     ("/api/v1/messaging/connections/{id}", "channel_connection"),
     ("/api/v1/messaging/campaigns/{id}", "campaign"),
     ("/api/v1/messaging/templates/{id}", "message_template"),
+    ("/api/v1/destinations/syncs/{id}", "audience_sync"),
+    ("/api/v1/destinations/webhooks/{id}", "webhook_endpoint"),
+    ("/api/v1/destinations/{id}", "destination"),
 ]
+
+
+@pytest.fixture
+def destination(in_workspace):
+    return DestinationFactory(workspace=in_workspace)
+
+
+@pytest.fixture
+def webhook_endpoint(in_workspace):
+    return WebhookEndpointFactory(workspace=in_workspace)
+
+
+@pytest.fixture
+def audience_sync(in_workspace):
+    return AudienceSyncFactory(workspace=in_workspace)
 
 
 @pytest.fixture
@@ -260,6 +281,10 @@ def assert_handled(response, payload: Payload):
 def test_every_api_body_answers_below_500(api, url, method, path, schema, payload_name):
     payload = PAYLOADS[payload_name]
     body = render(schema, payload)
+    if payload.text == '"x"' and body == render(schema, Payload('"x"')):
+        # A body with only text slots (a reason): the bad number had nowhere to go, so what
+        # was sent is valid text.
+        payload = Payload('"x"', refused=False)
 
     response = getattr(api, method)(url(path), body, content_type="application/json")
 

@@ -27,8 +27,15 @@ def routes_with_ids() -> list[tuple[str, str]]:
     )
 
 
+def filled(path: str, object_id) -> str:
+    """The path for this object; a second id in it (a sync's run, a webhook's delivery) is
+    one that exists nowhere."""
+    path = path.replace("{run_id}", str(MISSING_ID)).replace("{delivery_id}", str(MISSING_ID))
+    return path.replace("{id}", str(object_id))
+
+
 def model_of(path: str):
-    view_class = resolve(path.replace("{id}", "1")).func.view_class
+    view_class = resolve(filled(path, 1)).func.view_class
     model = getattr(view_class, "path_model", None)
     return model or view_class.serializer_class.Meta.model
 
@@ -56,8 +63,8 @@ def test_another_workspaces_object_is_a_404_like_a_missing_one(api, other_worksp
         foreign = make_in_workspace(model, other_workspace)
     before = snapshot(model, foreign.id)
 
-    response = call(api, method, path.replace("{id}", str(foreign.id)))
-    missing = call(api, method, path.replace("{id}", str(MISSING_ID)))
+    response = call(api, method, filled(path, foreign.id))
+    missing = call(api, method, filled(path, MISSING_ID))
 
     assert response.status_code == 404, response.content
     assert response.json() == missing.json() == {"detail": "Not found.", "code": "not_found"}

@@ -126,6 +126,14 @@ VALIDITY_THE_SCHEMA_CANNOT_SAY = {
     "PATCH /api/v1/messaging/campaigns/{id}": "audiences and templates must be the workspace's",
     "POST /api/v1/messages": "the customer and the template must be the workspace's, the "
     "template for the channel (docs/messaging/transactional.md)",
+    # A destination's config and credentials are its kind's fields (GET /destinations/kinds);
+    # a sync names the workspace's audience and destination and the kind's identifiers.
+    "POST /api/v1/destinations": "config and credentials are the kind's fields",
+    "PATCH /api/v1/destinations/{id}": "config and credentials are the kind's fields",
+    "POST /api/v1/destinations/syncs": "the audience and destination must be the workspace's, "
+    "identifiers the kind's",
+    "POST /api/v1/destinations/webhooks": "the url must be public (the outbound guard)",
+    "PATCH /api/v1/destinations/webhooks/{id}": "the url must be public (the outbound guard)",
     "POST /api/v1/messaging/suppressions": "the address must be an email or a valid phone, as "
     "the channel says",
     **{

@@ -63,9 +63,10 @@ class EventExportsView(WorkspaceAPIView):
         summary="Export one day's events to the destination (queued)",
     )
     def post(self, request, id):
+        destination = self.get_object()  # another workspace's id is a 404 before any 400
         data = validated(EventExportIn, request.data)
         export = exports.event_export_schedule(
-            destination=self.get_object(), day=data["day"], event_names=data.get("event_names"),
+            destination=destination, day=data["day"], event_names=data.get("event_names"),
             again=data["again"], actor=self.actor,
         )  # fmt: skip
         return Response(EventExportOut(export).data, status=status.HTTP_202_ACCEPTED)

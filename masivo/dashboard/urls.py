@@ -128,7 +128,6 @@ workspace_pages = [
     path("journeys/", sections.journeys, name="journeys"),
     path("messages/", sections.messages, name="messages"),
     path("", include("destinations.views.urls")),
-    path("destinations/", sections.destinations, name="destinations"),
     path("settings/", workspace_settings.workspace_settings, name="settings_workspace"),
     path(
         "settings/profiles/",

@@ -36,11 +36,6 @@ def test_each_section_shows_its_empty_state(viewer_client, workspace, path, empt
     [
         ("journeys/", "Journeys are not available yet", "Masivo cannot run journeys yet."),
         ("messages/", "Messages are not available yet", "Masivo cannot send messages yet."),
-        (
-            "destinations/",
-            "Destinations are not available yet",
-            "Masivo cannot sync to other tools yet.",
-        ),
     ],
 )
 def test_sections_still_to_come_say_so(viewer_client, workspace, path, title, says):

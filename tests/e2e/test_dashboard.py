@@ -43,7 +43,7 @@ def test_sign_in_browse_and_switch_workspace_without_csp_errors(page, screenshot
         "audiences": "will appear here once",
         "journeys": "Journeys are not available yet",
         "messages": "Messages are not available yet",
-        "destinations": "Destinations are not available yet",
+        "destinations": "will appear here once",
     }
     for section, text in empty.items():
         page.click(f"nav.sidebar >> text={section.capitalize()}")

@@ -37,23 +37,12 @@ SECTIONS = {
                 "each customer's consent."
             ),
         ),
-        Section(
-            name="destinations",
-            title="Destinations",
-            lead="Coming: ad platforms, tools and warehouses that receive your audiences.",
-            empty_title="Destinations are not available yet",
-            empty_text=(
-                "Masivo cannot sync to other tools yet. Connections to Meta, Google Ads, TikTok, "
-                "Braze, a webhook and S3 exports are planned. Until then, export audiences "
-                "through the API."
-            ),
-        ),
     ]
 }
 
 
 # Sections whose features do not exist yet (each has its own issue).
-COMING = frozenset({"journeys", "messages", "destinations"})
+COMING = frozenset({"journeys", "messages"})
 
 
 def section_view(name: str):
@@ -71,4 +60,3 @@ def section_view(name: str):
 
 journeys = section_view("journeys")
 messages = section_view("messages")
-destinations = section_view("destinations")
