@@ -21,6 +21,7 @@ CALL_SITES = [
     ("destinations/syncing.py", '"sync_destinations: find runs to do"'),
     ("destinations/tasks.py", '"beat: list destinations that forward"'),
     ("destinations/webhooks.py", "CLAIM_REASON"),
+    ("journeys/tasks.py", '"beat: find the workspaces that have journeys"'),
     ("masivo/feeds/tasks.py", '"beat: feed retention runs for every workspace"'),
     ("masivo/jobs.py", "reason"),  # jobs_to_wake(model, reason=...): each sweep names its own
     ("masivo/pipeline.py", '"beat sweep: find every workspace with overdue follow-ups"'),
