@@ -137,6 +137,19 @@ class _Allowlist:
         )
 
 
+def is_allowlisted(hostname: str) -> bool:
+    """Whether MASIVO_OUTBOUND_ALLOWLIST names this host, by name or by address (connectors
+    allow plain http only for such hosts: credentials go with every request)."""
+    allowlist = _Allowlist.from_settings()
+    name = hostname.strip("[]").lower().rstrip(".")
+    if allowlist.allows_host(name):
+        return True
+    try:
+        return allowlist.allows_address(ipaddress.ip_address(name))
+    except ValueError:
+        return False
+
+
 def _hostname_of(url: str) -> tuple[str, int | None, str]:
     """(hostname, port, scheme) of a URL the rules accept, else UnsafeURL."""
     try:

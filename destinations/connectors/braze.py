@@ -17,7 +17,6 @@ memberships, forwarding and erasure.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import logging
 import time
 from datetime import UTC, datetime
@@ -25,7 +24,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from django.conf import settings
 from django.utils.text import slugify
 from rest_framework import serializers
 
@@ -48,7 +46,7 @@ from destinations.connectors.base import (
     Session,
 )
 from destinations.models import DestinationKind
-from masivo.outbound import UnsafeURL, outbound_session, url_check
+from masivo.outbound import UnsafeURL, is_allowlisted, outbound_session, url_check
 from masivo.tenancy.api.strict import RefusesUnknownFields, StrictCharField
 
 logger = logging.getLogger(__name__)
@@ -115,21 +113,6 @@ def audience_attribute(prefix: str, name: str) -> str:
 # Config -----------------------------------------------------------------------------------------
 
 
-def _plain_http_allowed(hostname: str) -> bool:
-    """http (not https) only for receivers the outbound allow-list names: the API key would
-    otherwise cross the network in clear."""
-    for entry in getattr(settings, "MASIVO_OUTBOUND_ALLOWLIST", None) or ():
-        entry = str(entry).strip().lower()
-        if entry == hostname:
-            return True
-        try:
-            if ipaddress.ip_address(hostname) in ipaddress.ip_network(entry, strict=False):
-                return True
-        except ValueError:
-            continue
-    return False
-
-
 class BrazeConfig(RefusesUnknownFields):
     cluster_url = StrictCharField(max_length=200)
     external_id_source = serializers.ChoiceField(
@@ -157,7 +140,7 @@ class BrazeConfig(RefusesUnknownFields):
             url_check(url)
         except UnsafeURL as error:
             raise serializers.ValidationError(str(error)) from error
-        if parts.scheme.lower() != "https" and not _plain_http_allowed(parts.hostname or ""):
+        if parts.scheme.lower() != "https" and not is_allowlisted(parts.hostname or ""):
             raise serializers.ValidationError("must be an https URL (the API key goes with it)")
         return url
 

@@ -29,7 +29,7 @@ from destinations.connectors.base import (
     ForwardResult,
     RetryLater,
 )
-from destinations.connectors.tiktok import checked_base_url
+from destinations.connectors.http import checked_base_url
 from destinations.models import DestinationKind
 from masivo.outbound import UnsafeURL, outbound_session
 from masivo.tenancy.api.strict import RefusesUnknownFields, StrictCharField

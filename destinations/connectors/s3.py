@@ -50,7 +50,7 @@ from destinations.connectors.base import (
     RetryLater,
     Session,
 )
-from destinations.connectors.tiktok import checked_base_url
+from destinations.connectors.http import checked_base_url
 from destinations.models import DestinationKind
 from masivo.outbound import UnsafeURL, url_check
 from masivo.tenancy.api.strict import RefusesUnknownFields, StrictCharField

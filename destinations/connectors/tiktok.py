@@ -8,13 +8,10 @@ the whole difference against the record.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 import requests
-from django.conf import settings
 from rest_framework import serializers
 
 from destinations.connectors.base import (
@@ -28,8 +25,9 @@ from destinations.connectors.base import (
     RetryLater,
     Session,
 )
+from destinations.connectors.http import checked_base_url
 from destinations.models import DestinationKind
-from masivo.outbound import UnsafeURL, outbound_session, url_check
+from masivo.outbound import UnsafeURL, outbound_session
 from masivo.tenancy.api.strict import RefusesUnknownFields, StrictCharField
 
 DEFAULT_BASE_URL = "https://business-api.tiktok.com/open_api/v1.3"
@@ -45,36 +43,6 @@ ID_SCHEMA = {
     "external_id": "EXTERNAL_ID_SHA256",
 }
 ID_TYPES = ["EMAIL_SHA256", "PHONE_SHA256", "IDFA_SHA256", "GAID_SHA256", "AAID_SHA256"]
-
-
-def checked_base_url(value: str, default: str) -> str:
-    """A base URL a user gave: the default as is, anything else through the SSRF guard, and
-    https unless the outbound allow-list names the host (the token or secret goes with every
-    request)."""
-    value = value.strip().rstrip("/")
-    if value == default:
-        return value
-    try:
-        url_check(value)
-    except UnsafeURL as error:
-        raise serializers.ValidationError(str(error)) from error
-    parts = urlsplit(value)
-    if parts.scheme.lower() != "https" and not _is_allowlisted(parts.hostname or ""):
-        raise serializers.ValidationError("must be an https URL (credentials go with it)")
-    return value
-
-
-def _is_allowlisted(hostname: str) -> bool:
-    for entry in getattr(settings, "MASIVO_OUTBOUND_ALLOWLIST", None) or ():
-        entry = str(entry).strip().lower()
-        if entry == hostname.lower():
-            return True
-        try:
-            if ipaddress.ip_address(hostname) in ipaddress.ip_network(entry, strict=False):
-                return True
-        except ValueError:
-            continue
-    return False
 
 
 class TikTokCredentials(RefusesUnknownFields):

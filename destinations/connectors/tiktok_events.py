@@ -18,12 +18,8 @@ from destinations.connectors.base import (
     ForwardItem,
     ForwardResult,
 )
-from destinations.connectors.tiktok import (
-    DEFAULT_BASE_URL,
-    TikTokApi,
-    TikTokCredentials,
-    checked_base_url,
-)
+from destinations.connectors.http import checked_base_url
+from destinations.connectors.tiktok import DEFAULT_BASE_URL, TikTokApi, TikTokCredentials
 from destinations.models import DestinationKind
 from masivo.tenancy.api.strict import RefusesUnknownFields, StrictCharField
 
