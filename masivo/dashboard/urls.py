@@ -7,6 +7,7 @@ from audiences.views import audiences, list_uploads
 from audiences.views import editor as audience_editor
 from audiences.views import explain as audience_explain
 from audiences.views.customers import customer_audiences_panel
+from journeys.views.customers import customer_journeys_panel
 from masivo.dashboard.views import api_keys, home, members, sections, workspace_settings
 from messaging.views.customers import customer_messages_panel
 from profiles.views import customer_actions, customers, imports
@@ -14,7 +15,9 @@ from profiles.views import customer_actions, customers, imports
 app_name = "dashboard"
 
 # Sections of the customer profile page that higher layers contribute (profiles.views.customers).
-PROFILE_PAGE = {"panels": (customer_audiences_panel, customer_messages_panel)}
+PROFILE_PAGE = {
+    "panels": (customer_audiences_panel, customer_journeys_panel, customer_messages_panel)
+}
 
 workspace_pages = [
     path("", home.overview, name="overview"),
@@ -125,7 +128,7 @@ workspace_pages = [
         audience_explain.audience_explain,
         name="audience_explain",
     ),
-    path("journeys/", sections.journeys, name="journeys"),
+    path("", include("journeys.views.urls")),
     path("messages/", sections.messages, name="messages"),
     path("", include("destinations.views.urls")),
     path("settings/", workspace_settings.workspace_settings, name="settings_workspace"),

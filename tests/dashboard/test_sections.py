@@ -34,7 +34,6 @@ def test_each_section_shows_its_empty_state(viewer_client, workspace, path, empt
 @pytest.mark.parametrize(
     ("path", "title", "says"),
     [
-        ("journeys/", "Journeys are not available yet", "Masivo cannot run journeys yet."),
         ("messages/", "Messages are not available yet", "Masivo cannot send messages yet."),
     ],
 )

@@ -41,7 +41,7 @@ def test_sign_in_browse_and_switch_workspace_without_csp_errors(page, screenshot
     empty = {
         "customers": "will appear here once",
         "audiences": "will appear here once",
-        "journeys": "Journeys are not available yet",
+        "journeys": "will appear here once",
         "messages": "Messages are not available yet",
         "destinations": "will appear here once",
     }

@@ -16,17 +16,6 @@ SECTIONS = {
         CUSTOMERS_SECTION,
         AUDIENCES_SECTION,
         Section(
-            name="journeys",
-            title="Journeys",
-            lead="Coming: automated, multi-step flows triggered by events or audience changes.",
-            empty_title="Journeys are not available yet",
-            empty_text=(
-                "Masivo cannot run journeys yet. When they arrive, a journey will start from an "
-                "event or from customers entering an audience. Until then, read an audience's "
-                "changes from the API to drive your own tools."
-            ),
-        ),
-        Section(
             name="messages",
             title="Messages",
             lead="Coming: templates, one-shot campaigns and email, push and WhatsApp sends.",
@@ -42,7 +31,7 @@ SECTIONS = {
 
 
 # Sections whose features do not exist yet (each has its own issue).
-COMING = frozenset({"journeys", "messages"})
+COMING = frozenset({"messages"})
 
 
 def section_view(name: str):
@@ -58,5 +47,4 @@ def section_view(name: str):
     return view
 
 
-journeys = section_view("journeys")
 messages = section_view("messages")
