@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from django.db import connection
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from journeys.models import Enrollment, Journey, JourneyVersion, StepRun
@@ -28,7 +28,21 @@ OPEN = (Enrollment.State.ACTIVE, Enrollment.State.WAITING)
 
 
 def journeys_list() -> QuerySet[Journey]:
-    return Journey.objects.select_related("live_version").order_by("-created_at", "-id")
+    """Each with its live version, its draft's number and graph (`draft_number`, None: no
+    draft; `draft_graph`), in one query."""
+    drafts = JourneyVersion.objects.filter(journey=OuterRef("pk"), published_at__isnull=True)
+    return Journey.objects.select_related("live_version").annotate(
+        draft_number=Subquery(drafts.values("number")[:1]),
+        draft_graph=Subquery(drafts.values("graph")[:1]),
+    )
+
+
+def journey_edited_graph(journey: Journey) -> dict:
+    """What the builder edits: the draft's graph, else the live version's."""
+    draft = journey_draft_version(journey)
+    if draft is not None:
+        return draft.graph
+    return journey.live_version.graph if journey.live_version_id else {}
 
 
 def journey_versions(journey: Journey) -> QuerySet[JourneyVersion]:

@@ -12,6 +12,7 @@ api_v1 = [
     path("", include("audiences.api.urls")),
     path("", include("messaging.api.urls")),
     path("", include("destinations.api.urls")),
+    path("", include("journeys.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
 ]
 

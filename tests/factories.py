@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from audiences.models import Audience, ListUpload
 from destinations.models import AudienceSync, Destination
+from journeys.models import Enrollment, Journey, JourneyVersion
 from masivo.tenancy import keys
 from masivo.tenancy.models import ApiKey, Invitation, Member, Organization, Workspace
 from masivo.tenancy.roles import Role
@@ -241,6 +242,34 @@ class AudienceSyncFactory(factory.django.DjangoModelFactory):
     identifiers = factory.LazyFunction(lambda: ["email"])
 
 
+class JourneyFactory(factory.django.DjangoModelFactory):
+    """A draft journey with its first (draft) version, as journeys.services makes one."""
+
+    class Meta:
+        model = Journey
+        skip_postgeneration_save = True
+
+    name = factory.Sequence(lambda n: f"Journey {n}")
+
+    @factory.post_generation
+    def draft(journey, create, extracted, **kwargs):
+        if create:
+            JourneyVersion.objects.create(workspace_id=journey.workspace_id, journey=journey,
+                                          number=1, graph={})  # fmt: skip
+
+
+class EnrollmentFactory(factory.django.DjangoModelFactory):
+    """Needs the workspace in context: its journey and customer are made in it."""
+
+    class Meta:
+        model = Enrollment
+
+    journey = factory.LazyAttribute(lambda o: JourneyFactory(workspace=o.workspace))
+    version = factory.LazyAttribute(lambda o: JourneyVersion.objects.get(journey=o.journey))
+    customer_id = factory.LazyAttribute(lambda o: CustomerFactory(workspace=o.workspace).id)
+    current_step = "start"
+
+
 def make_in_workspace(model, workspace: Workspace):
     """One object of `model` belonging to `workspace` (call inside its workspace_scope)."""
     if model is Member:
@@ -264,4 +293,6 @@ TENANT_FACTORIES = {
     ChannelConnection: ChannelConnectionFactory,
     Destination: DestinationFactory,
     AudienceSync: AudienceSyncFactory,
+    Journey: JourneyFactory,
+    Enrollment: EnrollmentFactory,
 }

@@ -28,6 +28,7 @@ from tests.factories import (
     CustomerFactory,
     CustomerImportFactory,
     DestinationFactory,
+    JourneyFactory,
     ListUploadFactory,
     TemplateFactory,
     WebhookEndpointFactory,
@@ -165,7 +166,13 @@ PATH_OBJECTS = [
     ("/api/v1/destinations/syncs/{id}", "audience_sync"),
     ("/api/v1/destinations/webhooks/{id}", "webhook_endpoint"),
     ("/api/v1/destinations/{id}", "destination"),
+    ("/api/v1/journeys/{id}", "journey"),
 ]
+
+
+@pytest.fixture
+def journey(in_workspace):
+    return JourneyFactory(workspace=in_workspace)
 
 
 @pytest.fixture
