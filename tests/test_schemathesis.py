@@ -136,6 +136,12 @@ VALIDITY_THE_SCHEMA_CANNOT_SAY = {
     "PATCH /api/v1/destinations/webhooks/{id}": "the url must be public (the outbound guard)",
     "POST /api/v1/messaging/suppressions": "the address must be an email or a valid phone, as "
     "the channel says",
+    # A journey publishes a draft graph that must be complete (journeys/graph.py: steps that
+    # exist and are reachable, rules that parse, the workspace's templates); an enrollment names
+    # the workspace's customer, whom the journey's entry rules and re-entry must let in.
+    "POST /api/v1/journeys/{id}/publish": "the draft's graph must be complete (docs/journeys.md)",
+    "POST /api/v1/journeys/{id}/enrollments": "the customer must be the workspace's and allowed "
+    "to enter",
     **{
         f"POST /v1/{kind}": "a Segment message: its spec decides which ids it needs"
         for kind in ("identify", "track", "page", "screen", "group", "alias", "batch", "import")
