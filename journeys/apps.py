@@ -10,4 +10,4 @@ class JourneysConfig(AppConfig):
 
         # Triggers, waits, goals and exits follow what happened, one cursor per workspace.
         for feed, consumer in CONSUMERS:
-            feed_consumer_register(feed=feed, name=consumer)
+            feed_consumer_register(feed=feed, name=consumer, starts_from_now=True)

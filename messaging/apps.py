@@ -12,4 +12,4 @@ class MessagingConfig(AppConfig):
 
         # Push topics follow each topic's audience, and devices and push consent.
         feed_consumer_register(feed=MEMBERSHIP_FEED, name=CONSUMER, is_scoped=True)
-        feed_consumer_register(feed=PROFILE_FEED, name=CONSUMER)
+        feed_consumer_register(feed=PROFILE_FEED, name=CONSUMER, starts_from_now=True)

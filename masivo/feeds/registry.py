@@ -43,6 +43,10 @@ class Consumer:
     With `per_key`, the consumer is a family: each member has its own cursor, named
     `<name>:<key>` (a destination's forwarding, `destinations.forwarding:<destination id>`).
     Like a scoped consumer, a family holds retention only through the cursors it has.
+
+    With `starts_from_now`, its owner creates its cursor from now when it starts following a
+    workspace (a push topic, a published journey): a workspace without one holds nothing back
+    (without it, a missing cursor means "will read from the beginning" and holds everything).
     """
 
     name: str
@@ -50,6 +54,7 @@ class Consumer:
     is_scoped: bool = False
     holds_retention: bool = True
     per_key: bool = False
+    starts_from_now: bool = False
 
 
 _feeds: dict[str, Feed] = {}
@@ -83,13 +88,14 @@ def feed_consumer_register(
     is_scoped: bool = False,
     holds_retention: bool = True,
     per_key: bool = False,
+    starts_from_now: bool = False,
 ) -> Consumer:
     """Register a consumer (in its app's `ready`; the feed may be registered after it)."""
     if ":" in name:
         raise ValueError("a consumer's name has no ':' (it separates a family's keys)")
     consumer = Consumer(
         name=name, feed=feed, is_scoped=is_scoped, holds_retention=holds_retention,
-        per_key=per_key,
+        per_key=per_key, starts_from_now=starts_from_now,
     )  # fmt: skip
     if _consumers.setdefault((feed, name), consumer) != consumer:
         raise ValueError(f"consumer {name!r} of {feed!r} is already registered differently")

@@ -2,7 +2,8 @@
 
 Per workspace and feed, a row is deleted when it is older than the age and
 - every unscoped consumer holding retention has a cursor at or past it (one with no cursor yet
-  will start from the beginning, so it holds the whole workspace), and
+  will start from the beginning, so it holds the whole workspace; one that `starts_from_now`
+  holds only through a cursor it has), and
 - no scoped consumer holding retention has a cursor for the row's scope that is before it (a
   scoped consumer follows only the scopes it has cursors for; `feed_cursor_create` starts one),
   and
@@ -79,10 +80,12 @@ def feed_rows_delete_expired(
 def _feed_delete_expired(feed: Feed, *, workspace_id: int, cutoff, batch_size: int) -> int:
     holders = [consumer for consumer in registered_consumers(feed=feed.name)
                if consumer.holds_retention]  # fmt: skip
-    unscoped = {consumer.name for consumer in holders
-                if not consumer.is_scoped and not consumer.per_key}  # fmt: skip
+    unscoped = {consumer.name for consumer in holders if not consumer.is_scoped
+                and not consumer.per_key and not consumer.starts_from_now}  # fmt: skip
     scoped = sorted(consumer.name for consumer in holders if consumer.is_scoped)
     families = [consumer.name for consumer in holders if consumer.per_key]
+    followers = {consumer.name for consumer in holders if consumer.starts_from_now
+                 and not consumer.is_scoped and not consumer.per_key}  # fmt: skip
     cursors = FeedCursor.objects.filter(
         workspace_id=workspace_id, feed=feed.name, consumer__in=unscoped, scope=NO_SCOPE
     )
@@ -90,6 +93,11 @@ def _feed_delete_expired(feed: Feed, *, workspace_id: int, cutoff, batch_size: i
               for cursor in cursors}  # fmt: skip
     if set(passed) != unscoped:
         return 0
+    # Consumers that start from now hold back retention through the cursors they have.
+    for cursor in FeedCursor.objects.filter(
+        workspace_id=workspace_id, feed=feed.name, consumer__in=followers, scope=NO_SCOPE
+    ):
+        passed[cursor.consumer] = FeedPosition(int(cursor.last_xid), cursor.last_id)
     # A family's members hold back retention through the cursors they have, like unscoped
     # consumers (a member with no cursor yet starts from now: see its owner).
     for family in families:

@@ -68,6 +68,28 @@ def test_with_no_consumers_rows_go_by_age_alone(workspace, rows):
     assert kept_ids(workspace) == ids(rows[3:])
 
 
+def test_a_consumer_that_starts_from_now_holds_nothing_where_it_has_no_cursor(
+    workspace, consumers, rows
+):
+    consumers("journeys", starts_from_now=True)
+    assert expire(workspace) == {FEED: 3, **NOTHING_ELSE}  # not followed here: by age alone
+
+
+def test_a_consumer_that_starts_from_now_holds_through_its_cursor(workspace, consumers, rows):
+    consumers("journeys", starts_from_now=True)
+    place_cursor(rows[0], "journeys")
+    assert expire(workspace) == {FEED: 1, **NOTHING_ELSE}
+    assert kept_ids(workspace) == ids(rows[1:])
+
+
+def test_a_family_holds_through_each_members_cursor(workspace, consumers, rows):
+    consumers("destinations.forwarding", per_key=True)
+    place_cursor(rows[0], "destinations.forwarding:7")
+    place_cursor(rows[2], "destinations.forwarding:8")
+    assert expire(workspace) == {FEED: 1, **NOTHING_ELSE}  # the slower member holds
+    assert kept_ids(workspace) == ids(rows[1:])
+
+
 @pytest.mark.parametrize("batch_size", [1, 2, 5000])
 def test_an_unscoped_consumer_keeps_the_old_rows_it_has_not_read(
     workspace, consumers, rows, batch_size
