@@ -17,14 +17,8 @@ from journeys import selectors, services
 from journeys.graph import InvalidGraph, graph_validate
 from journeys.models import Journey, JourneyVersion
 from journeys.views import flow
-from journeys.views.forms import (
-    CHANNEL_NAMES,
-    AddStepForm,
-    EntryForm,
-    PublishForm,
-    duration_words,
-    step_form,
-)
+from journeys.views.forms import CHANNEL_NAMES, AddStepForm, duration_words, step_form
+from journeys.views.journey_forms import EntryForm, PublishForm
 from masivo.tenancy.errors import ServiceError
 from masivo.tenancy.roles import Permission
 from masivo.ui.decorators import workspace_view

@@ -1,6 +1,6 @@
-"""The builder's forms: one per step type (each reads its step and writes it back), the entry
-and goal settings, a new journey, publishing. They check shapes; the graph's own validation
-(journeys.graph) and the services decide the rest, and their errors are shown on the cards."""
+"""The builder's step forms: one per step type (each reads its step and writes it back), and
+adding a step; journeys.views.journey_forms has the journey's own. They check shapes; the
+graph's validation (journeys.graph) and the services decide the rest, shown on the cards."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def _json_text(value) -> str:
     return json.dumps(value, ensure_ascii=False, indent=2) if value not in (None, [], {}) else ""
 
 
-class _JSONListField(forms.JSONField):
+class JSONListField(forms.JSONField):
     """A JSON list (event filters, names); empty is an empty list."""
 
     def __init__(self, **kwargs):
@@ -66,7 +66,7 @@ class _JSONListField(forms.JSONField):
         return value if isinstance(value, str) else _json_text(value)
 
 
-class _JSONObjectField(_JSONListField):
+class JSONObjectField(JSONListField):
     def to_python(self, value):
         value = forms.JSONField.to_python(self, value)
         if value in (None, ""):
@@ -248,7 +248,7 @@ class DelayForm(StepForm, _DurationMixin):
 
 class WaitEventForm(StepForm, _DurationMixin):
     event = forms.CharField(max_length=200, required=False, label="Event name")
-    where = _JSONListField(label="Event filters (JSON list of {property, op, value})")
+    where = JSONListField(label="Event filters (JSON list of {property, op, value})")
     match_entry_key = forms.BooleanField(
         required=False, label="Only an event with the trigger's entry key"
     )
@@ -337,7 +337,7 @@ class BranchForm(StepForm):
                 label=f"Condition {index + 1}: label",
                 initial=condition.get("label", ""),
             )
-            self.fields[f"condition_{index}_rules"] = _JSONObjectField(
+            self.fields[f"condition_{index}_rules"] = JSONObjectField(
                 label=f"Condition {index + 1}: rule (JSON)",
                 initial=condition.get("rules", {}),
                 widget=forms.Textarea(attrs={"rows": 5, "spellcheck": "false"}),
@@ -393,9 +393,9 @@ class SplitForm(StepForm):
 
 
 class UpdateProfileForm(StepForm):
-    set_traits = _JSONObjectField(label="Set traits (JSON object)")
+    set_traits = JSONObjectField(label="Set traits (JSON object)")
     remove_traits = forms.CharField(required=False, label="Remove traits (comma-separated)")
-    set_tags = _JSONObjectField(label="Set tags (JSON object)")
+    set_tags = JSONObjectField(label="Set tags (JSON object)")
     remove_tags = forms.CharField(required=False, label="Remove tags (comma-separated)")
 
     @classmethod
@@ -447,134 +447,3 @@ class AddStepForm(forms.Form):
     def __init__(self, *args, choices, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["choice"].choices = choices
-
-
-TRIGGERS = [
-    ("event", "An event"),
-    ("audience_entered", "Entering an audience"),
-    ("audience_exited", "Leaving an audience"),
-    ("date_anniversary", "A date in the profile, every year"),
-    ("api", "Only the API"),
-]
-
-
-class EntryForm(forms.Form):
-    """The trigger, who may enter again, and the goal."""
-
-    trigger_type = forms.ChoiceField(choices=TRIGGERS, label="Starts with")
-    trigger_event = forms.CharField(max_length=200, required=False, label="Trigger event")
-    trigger_where = _JSONListField(label="Trigger event filters (JSON list)")
-    entry_key = forms.CharField(
-        max_length=200, required=False, label="Entry key (an event property, like cart.id)"
-    )
-    trigger_audience = forms.TypedChoiceField(
-        coerce=int, empty_value=None, required=False, label="Trigger audience"
-    )
-    trigger_field = forms.CharField(
-        max_length=200, required=False, label="Date field (birth_date or traits.<name>)"
-    )
-    reentry = forms.ChoiceField(
-        choices=[
-            ("once", "Once"),
-            ("after_days", "Again after some days"),
-            ("always", "Every time"),
-        ],
-        label="Enter again",
-    )
-    reentry_days = forms.IntegerField(
-        min_value=1, max_value=3650, required=False, label="Days before entering again"
-    )
-    holdout_percent = forms.IntegerField(
-        min_value=0, max_value=50, required=False, label="Holdout (% sent nothing)"
-    )
-    goal_event = forms.CharField(max_length=200, required=False, label="Goal event")
-    goal_within_days = forms.IntegerField(
-        min_value=1, max_value=365, required=False, label="Goal within (days)"
-    )
-    goal_match_entry_key = forms.BooleanField(
-        required=False, label="Goal only with the same entry key"
-    )
-
-    def __init__(self, *args, graph: dict, **kwargs):
-        kwargs.setdefault("initial", self.initial_from(graph))
-        kwargs.setdefault("prefix", "entry")
-        super().__init__(*args, **kwargs)
-        self.graph = graph
-        self.fields["trigger_audience"].choices = audience_choices()
-
-    @staticmethod
-    def initial_from(graph: dict) -> dict:
-        trigger = graph.get("trigger") or {}
-        goal = graph.get("goal") or {}
-        reentry = graph.get("reentry") or {}
-        return {
-            "trigger_type": trigger.get("type", "event"),
-            "trigger_event": trigger.get("event", ""),
-            "trigger_where": trigger.get("where", []),
-            "entry_key": trigger.get("entry_key", ""),
-            "trigger_audience": trigger.get("audience_id"),
-            "trigger_field": trigger.get("field", ""),
-            "reentry": reentry.get("mode", "once"),
-            "reentry_days": reentry.get("days"),
-            "holdout_percent": graph.get("holdout_percent", 0),
-            "goal_event": goal.get("event", ""),
-            "goal_within_days": goal.get("within_days"),
-            "goal_match_entry_key": goal.get("match_entry_key", False),
-        }
-
-    def graph_values(self) -> dict:
-        data = self.cleaned_data
-        graph = dict(self.graph)
-        kind = data["trigger_type"]
-        trigger = {"type": kind}
-        if kind == "event":
-            trigger |= {"event": data["trigger_event"].strip()}
-            if data["trigger_where"]:
-                trigger["where"] = data["trigger_where"]
-            if data["entry_key"].strip():
-                trigger["entry_key"] = data["entry_key"].strip()
-        elif kind in ("audience_entered", "audience_exited"):
-            trigger["audience_id"] = data["trigger_audience"]
-        elif kind == "date_anniversary":
-            trigger["field"] = data["trigger_field"].strip()
-        graph["trigger"] = {key: value for key, value in trigger.items() if value not in ("", None)}
-        graph["reentry"] = {"mode": data["reentry"]} | (
-            {"days": data["reentry_days"]} if data["reentry_days"] else {}
-        )
-        graph["holdout_percent"] = data.get("holdout_percent") or 0
-        if data["goal_event"].strip():
-            graph["goal"] = {"event": data["goal_event"].strip()}
-            if data["goal_within_days"]:
-                graph["goal"]["within_days"] = data["goal_within_days"]
-            if data["goal_match_entry_key"]:
-                graph["goal"]["match_entry_key"] = True
-        else:
-            graph.pop("goal", None)
-        return graph
-
-
-class NewJourneyForm(forms.Form):
-    name = forms.CharField(max_length=200, label="Name")
-    description = forms.CharField(
-        required=False, label="Description", widget=forms.Textarea(attrs={"rows": 2})
-    )
-    trigger_event = forms.CharField(
-        max_length=200, required=False, label="Trigger event (blank: enrolled through the API)"
-    )
-
-    def graph(self) -> dict:
-        event = self.cleaned_data["trigger_event"].strip()
-        trigger = {"type": "event", "event": event} if event else {"type": "api"}
-        return {
-            "trigger": trigger,
-            "reentry": {"mode": "once"},
-            "start": "end",
-            "steps": {"end": {"type": "exit", "label": "End"}},
-        }
-
-
-class PublishForm(forms.Form):
-    note = forms.CharField(max_length=500, required=False, label="Version note")
-    move_waiting = forms.BooleanField(
-        required=False, label="Move waiting customers to this version (where their step stays)"
-    )

@@ -7,6 +7,8 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from journeys import services
@@ -137,6 +139,21 @@ def test_the_list_shows_status_version_customers_and_conversion(member, workspac
     }
     assert 'data-status="draft"' in welcome and "Not published" in welcome
     assert f'href="{url(workspace, rest="new/")}">New journey</a>' in content
+
+
+def test_the_list_runs_the_same_queries_for_one_journey_or_many(member, workspace, templates):
+    client = client_for(member)
+    make_journey(workspace, cart_graph(templates), publish=True)
+    client.get(url(workspace))
+    with CaptureQueriesContext(connection) as one:
+        client.get(url(workspace))
+    for name in ("Welcome", "Winback"):
+        make_journey(workspace, cart_graph(templates), name=name, publish=True)
+    with CaptureQueriesContext(connection) as three:
+        content = client.get(url(workspace)).content.decode()
+
+    assert content.count("<tr data-journey=") == 3
+    assert len(three.captured_queries) == len(one.captured_queries)
 
 
 def test_an_empty_list_says_what_journeys_are_and_a_viewer_cannot_create(viewer, workspace):
