@@ -99,6 +99,8 @@ def test_create_get_list_and_edit_the_draft(api, workspace, email_template):
     listed = api.get(URL).json()
     assert listed["results"] == [expected]
     assert api.get(URL, {"status": "active"}).json()["results"] == []
+    assert api.get(URL, {"status": "gone"}).json()["errors"] == {
+        "status": ["one of draft, active, paused, archived"]}  # fmt: skip
 
     edited = patch(api, f"{URL}/{journey_id}", {"description": "For new customers",
                                                 "graph": welcome(email_template)})  # fmt: skip
@@ -191,6 +193,38 @@ def test_publish_versions_and_a_new_draft(api, workspace, email_template):
     assert (again.json()["live_version"], again.json()["draft_version"]) == (2, None)
     nothing = post(api, f"{URL}/{journey_id}/publish")
     assert (nothing.status_code, nothing.json()["detail"]) == (409, "nothing to publish: no draft")
+
+
+def test_publishing_with_move_waiting_moves_those_waiting_at_a_step_kept(
+    api, workspace, email_template, customers
+):
+    ana, ben = customers
+    journey_id = published(api, welcome(email_template))
+    shorter = welcome(email_template)
+    shorter["steps"]["a_day"]["duration"] = {"hours": 1}
+
+    def enroll_and_advance(customer):
+        post(api, f"{URL}/{journey_id}/enrollments", {"customer_id": customer.id},
+             **{"Idempotency-Key": f"k-{customer.id}"})  # fmt: skip
+        with workspace_scope(workspace.id):
+            advance_due(workspace_id=workspace.id, now=NOW)  # the email, then waiting at a_day
+
+    enroll_and_advance(ana)
+    patch(api, f"{URL}/{journey_id}", {"graph": shorter})
+    kept = post(api, f"{URL}/{journey_id}/publish", {"note": "shorter"})
+    enroll_and_advance(ben)
+    patch(api, f"{URL}/{journey_id}", {"graph": shorter})
+    moved = post(api, f"{URL}/{journey_id}/publish", {"move_waiting": True})
+
+    assert (kept.json()["live_version"], moved.json()["live_version"]) == (2, 3)
+    enrollments = api.get(f"{URL}/{journey_id}/enrollments").json()["results"]
+    # Ana stays on version 1 (publishing 2 did not move her); Ben moves from 2 to 3, waiting
+    # at the same step with the deadline he had.
+    assert [(e["customer_id"], e["version"], e["state"], e["current_step"], e["next_run_at"])
+            for e in enrollments] == [
+        (ben.id, 3, "waiting", "a_day", "2030-01-02T04:04:05Z"),
+        (ana.id, 1, "waiting", "a_day", "2030-01-03T03:04:05Z"),
+    ]  # fmt: skip
 
 
 def test_pause_resume_archive_and_delete(api, workspace, email_template):

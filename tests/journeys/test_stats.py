@@ -67,9 +67,11 @@ def scenario(scope, templates):
     return journey, people, start
 
 
-def test_step_stats_count_each_step(scenario):
+def test_step_stats_count_each_step(scenario, django_assert_num_queries):
     journey, _, _ = scenario
-    assert selectors.journey_step_stats(journey) == {
+    with django_assert_num_queries(3):  # the log with the messages, the graph, who is where
+        stats = selectors.journey_step_stats(journey)
+    assert stats == {
         "wait_order": zeros(entered=4, passed=3, converted=1),
         "email": zeros(entered=3, passed=3, sent=2, delivered=2, opened=1),
         "a_day": zeros(entered=3, waiting_now=2, converted=1),
@@ -80,9 +82,10 @@ def test_step_stats_count_each_step(scenario):
         selectors.journey_step_stats(journey))  # fmt: skip
 
 
-def test_journey_stats_conversion_against_the_holdout(scenario):
+def test_journey_stats_conversion_against_the_holdout(scenario, django_assert_num_queries):
     journey, _, start = scenario
-    stats = selectors.journey_stats(journey, now=start + timedelta(hours=3))
+    with django_assert_num_queries(3):  # the counts, the median, the days
+        stats = selectors.journey_stats(journey, now=start + timedelta(hours=3))
     per_day = stats.pop("per_day")
     assert stats == {
         "enrollments": {"total": 4, "active": 2, "completed": 0, "converted": 2, "exited": 0},
@@ -105,9 +108,10 @@ def test_journey_stats_conversion_against_the_holdout(scenario):
     assert later["median_seconds_to_convert"] is None
 
 
-def test_a_customers_journeys_with_their_step_history(scenario):
+def test_a_customers_journeys_with_their_step_history(scenario, django_assert_num_queries):
     journey, people, start = scenario
-    (cara,) = selectors.customer_journeys(people["cara"])
+    with django_assert_num_queries(2):  # enrollments with journeys and versions, the steps
+        (cara,) = selectors.customer_journeys(people["cara"])
     email = StepRun.objects.get(enrollment_id=cara["id"], step="email")
     steps = cara.pop("steps")
     assert cara == {
