@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from journeys import services
 from journeys.models import Enrollment, Journey, JourneyVersion, StepRun
+from journeys.views import flow
 from masivo.tenancy.actors import Actor
 from masivo.tenancy.context import workspace_scope
 from masivo.tenancy.roles import Role
@@ -613,3 +614,40 @@ def test_another_workspaces_journey_is_not_found(
         == 404
     )
     assert client.get(f"/w/{workspace.id}/journeys/{journey.id}/").status_code == 404
+
+
+BRANCHY = {
+    "trigger": {"type": "api"},
+    "start": "vip",
+    "steps": {
+        "vip": {"type": "branch", "else": "end",
+                "conditions": [{"label": "Gold", "rules": {}, "next": "tag"}]},
+        "tag": {"type": "update_profile", "set_tags": {"vip": True}, "next": "again"},
+        "again": {"type": "delay", "duration": {"days": 1}, "next": "vip"},
+        "end": {"type": "exit"},
+    },
+}  # fmt: skip
+
+
+def test_a_loop_is_drawn_as_a_link_and_the_else_path_comes_last():
+    nodes = flow.flow(BRANCHY)
+
+    assert [node.id for node in nodes] == ["vip", "end"]
+    columns = nodes[0].columns
+    assert [(c.label, c.name) for c in columns] == [("Gold", "conditions.0.next"),
+                                                    ("Otherwise", "else")]  # fmt: skip
+    assert [(n.id, n.step is None) for n in columns[0].nodes] == [
+        ("tag", False), ("again", False), ("vip", True)]  # fmt: skip
+    assert columns[1].nodes == []  # straight on to the end, drawn below the columns
+
+
+def test_removing_a_branch_keeps_its_else_path_and_drops_the_steps_only_it_reached():
+    graph = flow.step_remove(BRANCHY, "vip")
+
+    assert (graph["start"], sorted(graph["steps"])) == ("end", ["end"])
+    assert flow.step_remove(BRANCHY, "again")["steps"]["tag"]["next"] == "vip"
+    with pytest.raises(flow.FlowEditError, match="at least 1 condition"):
+        flow.paths_change(BRANCHY, "vip", action="remove", index="0")
+    added = flow.paths_change(BRANCHY, "vip", action="add", index="")
+    assert added["steps"]["vip"]["conditions"][1] == {"label": "Condition 2", "rules": {},
+                                                      "next": "end"}  # fmt: skip
