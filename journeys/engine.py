@@ -239,9 +239,12 @@ def _send(enrollment: Enrollment, step_id: str, step: dict, customer: Customer,
     enqueued = message_enqueue(
         customer=customer, channel=step["channel"], kind=step.get("kind", "marketing"),
         dedupe_key=dedupe_key(enrollment, step_id, visit),
-        origin={"journey_id": enrollment.journey_id, "enrollment_id": enrollment.id,
-                "step": step_id, "visit": visit},
-        template=template, render_input={"journey": enrollment.context}, at=now,
+        origin={"source": "journey", "journey": enrollment.journey_id,
+                "enrollment": enrollment.id, "step": step_id, "visit": visit},
+        template=template,
+        render_input={"event": enrollment.context.get("properties", enrollment.context),
+                      "journey": enrollment.context},
+        at=now,
     )  # fmt: skip
     decision = enqueued.decision
     detail = {"decision": decision.code}

@@ -34,7 +34,7 @@ from audiences.rules.ast import InvalidRules, parse_rules
 
 STEP_ID = r"^[a-z][a-z0-9_]{0,63}$"
 MAX_STEPS = 200
-CHANNELS = ["email", "push", "whatsapp", "sms", "inapp"]
+CHANNELS = ["email", "push", "whatsapp", "sms", "in_app"]
 
 _DURATION = {
     "type": "object",

@@ -377,6 +377,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "MemberRoleEnum": "masivo.tenancy.roles.Role.choices",
         "DestinationStatusEnum": [("active", "Active"), ("disabled", "Disabled")],
+        "JourneyStatusEnum": "journeys.models.Journey.Status",
         "WebhookDeliveryStatusEnum": "destinations.models.webhooks.WebhookDelivery.Status",
         "KeyRoleEnum": [("admin", "Admin"), ("marketer", "Marketer"), ("viewer", "Viewer")],
         "CustomerStatusEnum": [("active", "Active"), ("inactive", "Inactive")],
