@@ -45,6 +45,7 @@ from destinations.connectors.webhook import (
     secret_new,
     signed_headers,
     signing_secrets,
+    webhook_id_for,
 )
 from destinations.models import Destination, DestinationKind, WebhookDelivery
 from destinations.ratelimit import request_slot
@@ -265,6 +266,28 @@ def webhook_test_send(*, destination: Destination, actor: Actor) -> WebhookDeliv
                         include_disabled=True)  # fmt: skip
     delivery.refresh_from_db()
     return delivery
+
+
+JOURNEY_TOPIC = "journey.webhook"
+
+
+def webhook_enqueue(
+    *, destination: Destination, dedupe_key: str, topic: str, data: dict, now: datetime
+) -> WebhookDelivery:
+    """A delivery another app asks for (a journey's webhook step), recorded in the caller's
+    transaction, once per `dedupe_key` (its webhook-id is derived from it, so a retry of the
+    caller is the same delivery), and sent by the sender like every other: signed, retried on
+    the schedule, through the outbound guard."""
+    webhook_id = webhook_id_for(dedupe_key)
+    WebhookDelivery.objects.bulk_create(
+        [WebhookDelivery(workspace_id=destination.workspace_id, destination_id=destination.id,
+                         webhook_id=webhook_id, topic=topic,
+                         payload=payload_for(topic, now, data))],
+        ignore_conflicts=True,
+    )  # fmt: skip
+    task_wake_on_commit(SEND_ENDPOINT_TASK, workspace_id=destination.workspace_id,
+                        destination_id=destination.id)  # fmt: skip
+    return WebhookDelivery.objects.get(destination=destination, webhook_id=webhook_id)
 
 
 # Sending ----------------------------------------------------------------------------------------

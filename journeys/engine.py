@@ -258,6 +258,28 @@ def _send(enrollment: Enrollment, step_id: str, step: dict, customer: Customer,
     return outcome, message.id, detail
 
 
+def _webhook(enrollment: Enrollment, step_id: str, step: dict, customer: Customer,
+             now: datetime) -> tuple[str, dict]:  # fmt: skip
+    """A signed POST to a webhook endpoint (destinations' delivery: the outbound guard,
+    Standard Webhooks signing, its retry schedule), recorded once per step visit."""
+    from destinations.models import Destination
+    from destinations.webhooks import JOURNEY_TOPIC, webhook_enqueue
+
+    endpoint = Destination.objects.filter(id=step["destination_id"], kind="webhook").first()
+    if endpoint is None:
+        return StepRun.Outcome.FAILED, {"reason": "the webhook endpoint is gone"}
+    visit = enrollment.visits.get(step_id, 1)
+    delivery = webhook_enqueue(
+        destination=endpoint, dedupe_key=dedupe_key(enrollment, step_id, visit),
+        topic=JOURNEY_TOPIC, now=now,
+        data={"journey": {"id": enrollment.journey_id, "enrollment": enrollment.id,
+                          "step": step_id, "visit": visit, "context": enrollment.context},
+              "customer": {"id": customer.id, "external_id": customer.external_id,
+                           "email": customer.email}},
+    )  # fmt: skip
+    return StepRun.Outcome.PASSED, {"webhook_id": delivery.webhook_id}
+
+
 def _update_profile(step: dict, customer: Customer, now: datetime) -> dict:
     from profiles.services.customers import customer_tags_patch, customer_update
 
@@ -356,6 +378,10 @@ def advance(enrollment: Enrollment, *, now: datetime) -> Enrollment:
             _log(enrollment, step_id, StepRun.Outcome.BRANCHED, now, next_step=path["next"],
                  detail={"path": name or path["next"]})  # fmt: skip
             _move(enrollment, path["next"])
+        elif kind == "webhook":
+            outcome, detail = _webhook(enrollment, step_id, step, customer, now)
+            _log(enrollment, step_id, outcome, now, next_step=step["next"], detail=detail)
+            _move(enrollment, step["next"])
         elif kind == "update_profile":
             detail = _update_profile(step, customer, now)
             customer.refresh_from_db()

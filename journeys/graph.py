@@ -127,6 +127,9 @@ STEP_SCHEMAS = {
                         "maxItems": 50},
         "next": _NEXT,
     }),
+    "webhook": _step("webhook", ["destination_id", "next"], {
+        "destination_id": _ID, "next": _NEXT,
+    }),
     "exit": _step("exit", [], {}),
 }  # fmt: skip
 

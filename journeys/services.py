@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from destinations.models import Destination
 from journeys.engine import NotEnrolled, enroll, enrollment_exit
 from journeys.graph import InvalidGraph, graph_validate
 from journeys.models import Enrollment, Journey, JourneyVersion
@@ -38,6 +39,12 @@ def graph_check(graph) -> dict:
         first = error.errors[0]
         raise InvalidInput(first.message, field=f"graph.{first.path}") from error
     for step_id, step in graph["steps"].items():
+        if (
+            step["type"] == "webhook"
+            and not Destination.objects.filter(id=step["destination_id"], kind="webhook").exists()
+        ):
+            raise InvalidInput("no such webhook endpoint",
+                               field=f"graph.steps.{step_id}.destination_id")  # fmt: skip
         if step["type"] == "send":
             template = Template.objects.filter(id=step["template_id"]).first()
             if template is None:

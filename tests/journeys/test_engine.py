@@ -242,3 +242,111 @@ def test_graph_errors_name_the_step_and_field(scope, templates):
         services.journey_publish(journey=journey, actor=MARKETER)
     assert (refused.value.field, refused.value.message) == (
         "graph.steps.a_day.next", "no step 'nowhere'")  # fmt: skip
+
+
+def test_the_welcome_series_starts_from_joining_an_audience(scope, templates):
+    from audiences.membership import cause_list, membership_apply
+    from tests.factories import AudienceFactory
+
+    newcomers = AudienceFactory(workspace=scope, name="New customers")
+    graph = {
+        "trigger": {"type": "audience_entered", "audience_id": newcomers.id},
+        "start": "hello",
+        "steps": {
+            "hello": {"type": "send", "channel": "email", "template_id": templates["email"],
+                      "next": "two_days"},
+            "two_days": {"type": "delay", "duration": {"days": 2}, "next": "tips"},
+            "tips": {"type": "send", "channel": "email", "template_id": templates["email"],
+                     "next": "end"},
+            "end": {"type": "exit"},
+        },
+    }  # fmt: skip
+    journey = publish(scope, graph, name="Welcome")
+    ana = shopper(scope)
+    start = timezone.now()
+    membership_apply(workspace_id=scope.id, audience_id=newcomers.id, entering=[ana.id],
+                     leaving=(), cause=cause_list("test"), now=start)  # fmt: skip
+    tick(scope, start)
+    enrollment = Enrollment.objects.get(journey=journey)
+    assert enrollment.context == {"audience_id": newcomers.id, "kind": "audience_entered"}
+    assert journey_messages(ana) == [("email", f"journey:{enrollment.id}:hello:1")]
+
+    tick(scope, start + timedelta(days=2, minutes=1))
+    enrollment.refresh_from_db()
+    assert enrollment.state == "completed"
+    assert journey_messages(ana) == [("email", f"journey:{enrollment.id}:hello:1"),
+                                     ("email", f"journey:{enrollment.id}:tips:1")]  # fmt: skip
+
+
+def test_the_birthday_journey_enters_once_a_year_on_the_day(scope, templates):
+    import datetime as dt
+
+    graph = {
+        "trigger": {"type": "date_anniversary", "field": "birth_date"},
+        "reentry": {"mode": "always"},
+        "start": "card",
+        "steps": {
+            "card": {"type": "send", "channel": "email", "template_id": templates["email"],
+                     "next": "end"},
+            "end": {"type": "exit"},
+        },
+    }  # fmt: skip
+    journey = publish(scope, graph, name="Birthday")
+    today = timezone.now()
+    ana = shopper(scope)
+    ana.birth_date = dt.date(1990, today.month, min(today.day, 28))
+    ana.save()
+    if today.day > 28:  # the test's birthday is the 28th at the latest
+        today = today.replace(day=28)
+    other = shopper(scope, "other@example.com")
+    other.birth_date = (today - timedelta(days=3)).date().replace(year=1985)
+    other.save()
+
+    tick(scope, today)
+    tick(scope, today + timedelta(minutes=5))  # the same day again: nobody enters twice
+
+    enrollment = Enrollment.objects.get(journey=journey)
+    assert (enrollment.customer_id, enrollment.entry_key) == (ana.id, str(today.year))
+    assert enrollment.state == "completed"
+    assert [channel for channel, _ in journey_messages(ana)] == ["email"]
+    assert journey_messages(other) == []
+
+
+def test_a_webhook_step_records_one_signed_delivery_per_visit(scope, templates):
+    from destinations.models import Destination, WebhookDelivery
+
+    endpoint = Destination.objects.create(
+        workspace=scope, kind="webhook", name="CRM", key="crm",
+        config={"url": "https://hooks.example.com/masivo", "topics": []},
+        credentials={"secrets": ["whsec_dGVzdHNlY3JldHRlc3RzZWNyZXQ="]},
+    )  # fmt: skip
+    graph = {
+        "trigger": {"type": "api"},
+        "start": "notify",
+        "steps": {"notify": {"type": "webhook", "destination_id": endpoint.id, "next": "end"},
+                  "end": {"type": "exit"}},
+    }  # fmt: skip
+    journey = publish(scope, graph, name="Notify the CRM")
+    ana = shopper(scope)
+    now = timezone.now()
+    enrollment = services.enrollment_create(journey=journey, customer=ana, actor=MARKETER,
+                                            context={"why": "test"}, now=now)  # fmt: skip
+    tick(scope, now)
+    tick(scope, now)
+
+    (delivery,) = WebhookDelivery.objects.all()
+    assert delivery.topic == "journey.webhook"
+    assert delivery.payload["data"] == {
+        "journey": {"id": journey.id, "enrollment": enrollment.id, "step": "notify", "visit": 1,
+                    "context": {"why": "test"}},
+        "customer": {"id": ana.id, "external_id": ana.external_id, "email": "ana@example.com"},
+    }  # fmt: skip
+    step = StepRun.objects.get(enrollment=enrollment, step="notify")
+    assert (step.outcome, step.detail) == ("passed", {"webhook_id": delivery.webhook_id})
+
+    broken = dict(graph, steps={**graph["steps"], "notify": {
+        "type": "webhook", "destination_id": endpoint.id + 1000, "next": "end"}})  # fmt: skip
+    draft = services.journey_create(workspace=scope, name="Broken", graph=broken, actor=MARKETER)
+    with pytest.raises(InvalidInput) as refused:
+        services.journey_publish(journey=draft, actor=MARKETER)
+    assert refused.value.field == "graph.steps.notify.destination_id"
