@@ -24,7 +24,7 @@ SEND_NAMES = {
     "push": "push",
     "sms": "SMS",
     "whatsapp": "WhatsApp",
-    "inapp": "in-app message",
+    "in_app": "in-app message",
 }
 ADD_CHOICES = [
     *((f"send:{channel}", f"Send {SEND_NAMES.get(channel, channel)}") for channel in CHANNELS),
@@ -34,6 +34,7 @@ ADD_CHOICES = [
     ("branch", "Branch on conditions"),
     ("split", "Split (A/B)"),
     ("update_profile", "Update the profile"),
+    ("webhook", "Call a webhook"),
     ("exit", "Exit"),
 ]
 TYPE_LABELS = {
@@ -44,6 +45,7 @@ TYPE_LABELS = {
     "branch": "Branch",
     "split": "Split",
     "update_profile": "Update profile",
+    "webhook": "Webhook",
     "exit": "Exit",
 }
 
@@ -128,6 +130,8 @@ def new_step(choice: str, target: str) -> dict:
         }
     if kind == "update_profile":
         return {"type": "update_profile", "next": target}
+    if kind == "webhook":  # the endpoint is chosen in the step's form
+        return {"type": "webhook", "next": target}
     if kind == "exit":
         return {"type": "exit"}
     raise FlowEditError(f"no step type {choice!r}")

@@ -18,7 +18,7 @@ CHANNEL_NAMES = {
     "push": "Push",
     "sms": "SMS",
     "whatsapp": "WhatsApp",
-    "inapp": "In-app",
+    "in_app": "In-app",
 }
 CHANNEL_CHOICES = [(channel, CHANNEL_NAMES.get(channel, channel)) for channel in CHANNELS]
 WEEKDAYS = [(0, "Mon"), (1, "Tue"), (2, "Wed"), (3, "Thu"), (4, "Fri"), (5, "Sat"), (6, "Sun")]
@@ -423,7 +423,34 @@ class UpdateProfileForm(StepForm):
         return step
 
 
+class WebhookForm(StepForm):
+    destination_id = forms.TypedChoiceField(
+        coerce=int, empty_value=None, required=False, label="Webhook endpoint",
+        help_text="A signed POST of topic journey.webhook (Destinations → Webhooks).",
+    )  # fmt: skip
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from destinations.models import Destination
+
+        endpoints = Destination.objects.filter(kind="webhook").order_by("name")
+        self.fields["destination_id"].choices = [
+            ("", "Choose an endpoint"), *((e.id, e.name) for e in endpoints)]  # fmt: skip
+
+    @classmethod
+    def initial_from(cls, step):
+        return super().initial_from(step) | {"destination_id": step.get("destination_id")}
+
+    def _apply(self, step):
+        if self.cleaned_data["destination_id"]:
+            step["destination_id"] = self.cleaned_data["destination_id"]
+        else:
+            step.pop("destination_id", None)
+        return step
+
+
 STEP_FORMS = {
+    "webhook": WebhookForm,
     "send": SendForm,
     "delay": DelayForm,
     "wait_event": WaitEventForm,

@@ -651,3 +651,28 @@ def test_removing_a_branch_keeps_its_else_path_and_drops_the_steps_only_it_reach
     added = flow.paths_change(BRANCHY, "vip", action="add", index="")
     assert added["steps"]["vip"]["conditions"][1] == {"label": "Condition 2", "rules": {},
                                                       "next": "end"}  # fmt: skip
+
+
+def test_a_webhook_step_is_added_and_pointed_at_an_endpoint(member, workspace, templates):
+    from destinations.models import Destination
+
+    with workspace_scope(workspace.id):
+        endpoint = Destination.objects.create(
+            workspace=workspace, kind="webhook", name="CRM hook", key="crm",
+            config={"url": "https://hooks.example.com/x", "topics": []},
+            credentials={"secrets": ["whsec_dGVzdHNlY3JldHRlc3RzZWNyZXQ="]},
+        )  # fmt: skip
+    journey = make_journey(workspace, cart_graph(templates))
+    client = client_for(member)
+
+    client.post(url(workspace, journey, "steps/"),
+                {"source": "push", "edge": "next", "choice": "webhook"})  # fmt: skip
+    form = client.get(url(workspace, journey)).content.decode()
+    saved = client.post(url(workspace, journey, "steps/webhook/"),
+                        {"webhook-destination_id": str(endpoint.id)})  # fmt: skip
+
+    assert f'<option value="{endpoint.id}">CRM hook</option>' in form
+    assert saved.status_code == 302
+    steps = draft_graph(workspace, journey)["steps"]
+    assert steps["push"]["next"] == "webhook"
+    assert steps["webhook"] == {"type": "webhook", "destination_id": endpoint.id, "next": "done"}
