@@ -448,8 +448,8 @@ def test_the_profile_query_count_is_fixed(viewer_client, workspace, ana, django_
     with workspace_scope(workspace.id):
         ProfileSettings.objects.create(workspace=workspace)
     # session, user, workspace, membership, customer, settings, consent history, audiences,
-    # messages, events, the workspace switcher, identities, devices
-    with django_assert_num_queries(13):
+    # journeys, messages, events, the workspace switcher, identities, devices
+    with django_assert_num_queries(14):
         viewer_client.get(profile_url(workspace, ana))
 
 
