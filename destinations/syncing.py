@@ -553,11 +553,11 @@ def sync_runs_until_idle(*, stall_seconds: float | None = None) -> dict[str, int
             return dict(ended)  # held by live workers
 
 
-def sync_run_execute(*, run_id: int) -> SyncRun:
+def sync_run_execute(*, run_id: int, now: datetime | None = None) -> SyncRun:
     """Claim the run and take it as far as it goes (the task's body). Idempotent: a finished
     run, or one another worker holds, is left alone."""
     run = SyncRun.objects.filter(id=run_id).first()
-    if run is None or not job_claim(run):
+    if run is None or not job_claim(run, now=now):
         return run
     sync = AudienceSync.objects.select_related("destination", "audience").get(id=run.sync_id)
     stop = _stop_reason(sync)

@@ -45,7 +45,7 @@ class ProfileSettings(TenantModel):
     event_retention_days = models.PositiveIntegerField(null=True, blank=True)
     # With it, a destination whose vendor has no recorded decision may not receive a customer
     # (strict, as TCF-style consent expects); without it, only a recorded denial stops them.
-    vendor_consent_required = models.BooleanField(default=False)
+    vendor_consent_required = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         constraints = [models.UniqueConstraint("workspace", name="profile_settings_one_per_ws")]
@@ -98,9 +98,9 @@ class Customer(TenantModel):
     # Per-vendor decisions: destination key → {status, at, source} (profiles.consent), and
     # the raw consent string a CMP gave (an IAB TCF string, say), kept with its version and
     # never decoded here.
-    consent_vendors = models.JSONField(default=dict, blank=True)
-    consent_string = models.TextField(blank=True)
-    consent_string_version = models.CharField(max_length=20, blank=True)
+    consent_vendors = models.JSONField(default=dict, blank=True, db_default={})
+    consent_string = models.TextField(blank=True, db_default="")
+    consent_string_version = models.CharField(max_length=20, blank=True, db_default="")
     created_at = models.DateTimeField(default=now)
     updated_at = models.DateTimeField(default=now)
     last_seen_at = models.DateTimeField(null=True, blank=True)
@@ -195,8 +195,8 @@ class ConsentChange(TenantModel):
         max_length=24,
         choices=[*ConsentPurpose.choices, (VENDOR, "Vendor"), (CONSENT_STRING, "Consent string")],
     )
-    vendor = models.CharField(max_length=64, blank=True, default="")
-    consent_string_version = models.CharField(max_length=20, blank=True, default="")
+    vendor = models.CharField(max_length=64, blank=True, default="", db_default="")
+    consent_string_version = models.CharField(max_length=20, blank=True, default="", db_default="")
     status = models.CharField(max_length=8, choices=ConsentStatus.choices, null=True, blank=True)
     source = models.CharField(max_length=100)
     changed_at = models.DateTimeField(default=now)

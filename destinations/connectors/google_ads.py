@@ -122,9 +122,9 @@ class GoogleAdsConnector(Connector):
     summary = "Keeps Google Ads Customer Match lists of hashed emails and phone numbers."
     docs_anchor = "google-ads"
     capabilities = frozenset({AUDIENCES, REPLACE})
+    platform = "google"
     default_identifiers = ("email", "phone")
     offered_identifiers = ("email", "phone")
-    default_identifiers = ("email", "phone")
     batch_size = 10_000
     config_serializer = GoogleAdsConfig
     credentials_serializer = GoogleAdsCredentials

@@ -18,22 +18,22 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="customer",
             name="consent_string",
-            field=models.TextField(blank=True),
+            field=models.TextField(blank=True, db_default=""),
         ),
         migrations.AddField(
             model_name="customer",
             name="consent_string_version",
-            field=models.CharField(blank=True, max_length=20),
+            field=models.CharField(blank=True, db_default="", max_length=20),
         ),
         migrations.AddField(
             model_name="customer",
             name="consent_vendors",
-            field=models.JSONField(blank=True, default=dict),
+            field=models.JSONField(blank=True, db_default={}, default=dict),
         ),
         migrations.AddField(
             model_name="profilesettings",
             name="vendor_consent_required",
-            field=models.BooleanField(default=False),
+            field=models.BooleanField(db_default=False, default=False),
         ),
         migrations.CreateModel(
             name="ProcessedEvent",

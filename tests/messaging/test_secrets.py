@@ -59,7 +59,10 @@ def test_rotation_re_encrypts_so_the_old_key_can_go(workspace, other_workspace, 
     done = secrets.secrets_rotate()
     settings.MASIVO_SECRET_KEYS = NEW_KEY
 
-    assert done == {"messaging_channelconnection.credentials": 2}
+    assert done == {
+        "messaging_channelconnection.credentials": 2,
+        "destinations_destination.credentials": 0,
+    }
     assert credentials_of(workspace, first.id) == {"api_key": SENDGRID_KEY}
     assert credentials_of(other_workspace, second.id) == {"api_key": SENDGRID_KEY}
     assert Fernet(NEW_KEY.encode()).decrypt(stored_column(first.id).encode())
@@ -87,7 +90,9 @@ def test_the_rotate_command_reports_and_refuses_a_secret_no_key_opens(workspace,
     call_command("secrets_rotate")
 
     assert capsys.readouterr().out == (
-        "messaging_channelconnection.credentials: 1 re-encrypted\n1 secrets re-encrypted\n"
+        "messaging_channelconnection.credentials: 1 re-encrypted\n"
+        "destinations_destination.credentials: 0 re-encrypted\n"
+        "1 secrets re-encrypted\n"
     )
     settings.MASIVO_SECRET_KEYS = Fernet.generate_key().decode()
     with pytest.raises(Exception, match=f"row {connection.id}: no key in MASIVO_SECRET_KEYS"):
