@@ -465,4 +465,10 @@ class Migration(migrations.Migration):
             " (workspace_id, sync_id, customer_id) WHERE sent IS DISTINCT FROM wanted",
             "DROP INDEX syncrecord_pending",
         ),
+        # The batch in flight, found and confirmed without scanning the record.
+        migrations.RunSQL(
+            "CREATE INDEX syncrecord_batch ON destinations_syncrecord"
+            " (workspace_id, sync_id, run_id, batch_seq) WHERE batch_seq IS NOT NULL",
+            "DROP INDEX syncrecord_batch",
+        ),
     ]
