@@ -405,6 +405,14 @@ class Bench:
                            app_plan, raw_plan)  # fmt: skip
         if args.what_if:
             self.what_if(ws, batches, rows[-1])
+        # The due index has no workspace: another workspace's tick walks past these rows.
+        other = self.workspaces["enter"]
+        other_sql, other_params = self.app_claim_sql(other)
+        plan = self.explain(other, other_sql, other_params)
+        say(
+            f"\nEXPLAIN (ANALYZE) of the app's claim in another workspace (no enrollments of its "
+            f"own) while {self.count_due(ws):,} of this one are due:\n\n```\n{plan}\n```"
+        )
         self.admin.execute("TRUNCATE journeys_steprun, journeys_enrollment")
 
     def what_if(self, workspace_id: int, batches: int, measured) -> None:
@@ -526,7 +534,7 @@ class Bench:
     # -- 2. entering at once ------------------------------------------------------------------
 
     def entering(self) -> None:
-        from django.db import transaction
+        from django.db import connection, transaction
 
         from audiences.membership import Cause, membership_replace
         from audiences.models import Audience, Membership, MembershipChange
@@ -555,7 +563,8 @@ class Bench:
                     members_params={"ws": ws}, cause=cause, now=self.at)  # fmt: skip
             written = time.perf_counter() - started
             rounds = consumed = advanced = 0
-            with RssPeak() as rss:
+            counter = StatementCounter()
+            with RssPeak() as rss, connection.execute_wrapper(counter):
                 while True:
                     rounds += 1
                     read = consume_memberships(workspace_id=ws, now=self.at)
@@ -584,6 +593,17 @@ class Bench:
             f"| {entered:,} | {total:.1f} s | {entered / total:,.0f} | {rounds} | "
             f"{rss.before / MIB:.1f} → {rss.peak / MIB:.1f} MiB | {before} / {load()} |"
         )
+        statements = sum(n for n, _ in counter.by_kind.values())
+        inside = sum(seconds for _, seconds in counter.by_kind.values())
+        say(
+            f"\nStatements ({statements / max(entered, 1):.1f} a customer; {inside:.1f} s inside "
+            f"`cursor.execute`, {inside / total:.0%} of the time):\n"
+        )
+        say("| statement | per customer | µs each |")
+        say("| --- | --- | --- |")
+        for kind, (n, seconds) in sorted(counter.by_kind.items(), key=lambda item: -item[1][0]):
+            if n >= entered / 10:
+                say(f"| {kind} | {n / entered:.2f} | {seconds / n * 1e6:,.0f} |")
         self.met.append(
             f"| {entered:,} entering at once | (no target) | {total:.1f} s, "
             f"{entered / total:,.0f} enrolled/s | - |"
