@@ -99,8 +99,8 @@ class Customer(TenantModel):
     # the raw consent string a CMP gave (an IAB TCF string, say), kept with its version and
     # never decoded here.
     consent_vendors = models.JSONField(default=dict, blank=True, db_default={})
-    consent_string = models.TextField(blank=True, db_default="")
-    consent_string_version = models.CharField(max_length=20, blank=True, db_default="")
+    consent_string = models.TextField(blank=True, default="", db_default="")
+    consent_string_version = models.CharField(max_length=20, blank=True, default="", db_default="")
     created_at = models.DateTimeField(default=now)
     updated_at = models.DateTimeField(default=now)
     last_seen_at = models.DateTimeField(null=True, blank=True)

@@ -18,12 +18,12 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="customer",
             name="consent_string",
-            field=models.TextField(blank=True, db_default=""),
+            field=models.TextField(blank=True, db_default="", default=""),
         ),
         migrations.AddField(
             model_name="customer",
             name="consent_string_version",
-            field=models.CharField(blank=True, db_default="", max_length=20),
+            field=models.CharField(blank=True, db_default="", default="", max_length=20),
         ),
         migrations.AddField(
             model_name="customer",

@@ -262,7 +262,7 @@ def test_the_graph_schema_validates_graphs(api, email_template):
 
     assert sorted(schema["$defs"]) == [
         "step_branch", "step_delay", "step_exit", "step_send", "step_split",
-        "step_update_profile", "step_wait_audience", "step_wait_event"]  # fmt: skip
+        "step_update_profile", "step_wait_audience", "step_wait_event", "step_webhook"]  # fmt: skip
     jsonschema.Draft202012Validator(schema).validate(welcome(email_template))
     broken = welcome(email_template)
     broken["steps"]["a_day"]["duration"] = {"fortnights": 1}
