@@ -22,6 +22,7 @@ from journeys.engine import (
     advance,
     consent_changed,
     enroll,
+    enrollment_exit,
     entry_key_of,
     event_arrived,
     filters_match,
@@ -160,11 +161,7 @@ def consume_profiles(*, workspace_id: int, now: datetime, limit: int = FEED_BATC
         }
         if gone:
             for enrollment in _open_enrollments(list(gone)):
-                enrollment.state = Enrollment.State.EXITED
-                enrollment.exit_reason = "customer removed"
-                enrollment.finished_at = now
-                enrollment.next_run_at = None
-                enrollment.save()
+                enrollment_exit(enrollment=enrollment, reason="customer removed", now=now)
         if consent - gone:
             customers = {c.id: c for c in Customer.objects.filter(id__in=consent - gone)}
             for enrollment in _open_enrollments(list(customers)):

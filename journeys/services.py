@@ -189,6 +189,29 @@ def journey_set_status(
     return journey
 
 
+def journey_delete(*, journey: Journey, actor: Actor) -> None:
+    """Only a draft (never published) journey goes; the others are archived instead."""
+    _require(actor)
+    with transaction.atomic():
+        journey = Journey.objects.select_for_update().get(id=journey.id)
+        if journey.status != Journey.Status.DRAFT:
+            raise Conflict(f"the journey is {journey.status}; only a draft journey can be "
+                           "deleted (archive it instead)", field="status")  # fmt: skip
+        journey.delete()
+
+
+def enrollment_end(*, enrollment: Enrollment, actor: Actor, reason: str,
+                   now: datetime | None = None) -> Enrollment:  # fmt: skip
+    """End an open enrollment by hand; an ended one is a Conflict."""
+    _require(actor)
+    with transaction.atomic():
+        locked = Enrollment.objects.select_for_update().get(id=enrollment.id)
+        if not locked.is_open:
+            raise Conflict(f"the enrollment is {locked.state}; only an open one can exit",
+                           field="state")  # fmt: skip
+        return enrollment_exit(enrollment=locked, reason=reason, now=now or timezone.now())
+
+
 def enrollment_create(
     *,
     journey: Journey,

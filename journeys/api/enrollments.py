@@ -5,8 +5,6 @@ customer who may not enter is a 409 saying why)."""
 
 import json
 
-from django.db import transaction
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -14,7 +12,6 @@ from rest_framework.response import Response
 from journeys import selectors, services
 from journeys.api import serializers as s
 from journeys.api.journeys import JourneyView, path_int, validated
-from journeys.engine import enrollment_exit
 from journeys.models import Enrollment
 from masivo.tenancy.api.pagination import CreatedCursorPagination
 from masivo.tenancy.api.serializers import ServiceErrorOut
@@ -168,12 +165,6 @@ class JourneyEnrollmentExitView(_EnrollmentView):
         summary="End an open enrollment now (exit reason: exited through the API)",
     )
     def post(self, request, id, enrollment_id):
-        enrollment = self.enrollment(enrollment_id)
-        with transaction.atomic():
-            locked = Enrollment.objects.select_for_update().get(id=enrollment.id)
-            if not locked.is_open:
-                raise Conflict(f"the enrollment is {locked.state}; only an open one can exit",
-                               field="state")  # fmt: skip
-            enrollment_exit(enrollment=locked, reason="exited through the API",
-                            now=timezone.now())  # fmt: skip
+        services.enrollment_end(enrollment=self.enrollment(enrollment_id), actor=self.actor,
+                                reason="exited through the API")  # fmt: skip
         return Response(s.JourneyEnrollmentDetailOut(self.enrollment(enrollment_id)).data)

@@ -7,7 +7,6 @@ decides (a state error is a 409 naming `status`, a graph error a 400 naming
 import copy
 from datetime import UTC
 
-from django.db import transaction
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -21,7 +20,6 @@ from journeys.models import Journey, JourneyVersion
 from masivo.tenancy.api.pagination import CreatedCursorPagination
 from masivo.tenancy.api.serializers import ServiceErrorOut
 from masivo.tenancy.api.views import WorkspaceAPIView
-from masivo.tenancy.errors import Conflict
 from messaging.models import Template
 
 CONFLICT = OpenApiResponse(ServiceErrorOut, description="the journey's status does not allow it")
@@ -170,12 +168,7 @@ class JourneyDetailView(JourneyView):
         summary="Delete a draft journey (one never published); archive the others",
     )
     def delete(self, request, id):
-        with transaction.atomic():
-            journey = Journey.objects.select_for_update().get(id=self.get_object().id)
-            if journey.status != Journey.Status.DRAFT:
-                raise Conflict(f"the journey is {journey.status}; only a draft journey can be "
-                               "deleted (archive it instead)", field="status")  # fmt: skip
-            journey.delete()
+        services.journey_delete(journey=self.get_object(), actor=self.actor)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
