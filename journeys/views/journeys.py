@@ -5,13 +5,11 @@ journeys.views.builder."""
 from __future__ import annotations
 
 from django.contrib import messages as flash
-from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from journeys import selectors, services
-from journeys.engine import OPEN
-from journeys.models import Enrollment, Journey
+from journeys.models import Journey
 from journeys.views.journey_forms import NewJourneyForm
 from masivo.tenancy.errors import ServiceError
 from masivo.tenancy.roles import Permission
@@ -26,28 +24,11 @@ STATUS_ACTIONS = {
 }
 
 
-def _list_counts(journey_ids: list[int]) -> dict[int, dict]:
-    """Per journey: enrollments in all, open ones, and the treatment's conversion (as
-    journeys.selectors.journey_stats counts them), in one grouped query for the page rather
-    than journey_stats' several per row."""
-    rows = (
-        Enrollment.objects.filter(journey_id__in=journey_ids)
-        .values("journey_id")
-        .annotate(
-            total=Count("id"),
-            active=Count("id", filter=Q(state__in=OPEN)),
-            treatment=Count("id", filter=Q(is_holdout=False)),
-            converted=Count("id", filter=Q(state=Enrollment.State.CONVERTED, is_holdout=False)),
-        )
-    )
-    return {row["journey_id"]: row for row in rows}
-
-
 @require_safe
 @workspace_view(permission=Permission.READ)
 def journey_list(request):
     rows = list(selectors.journeys_list()[:SHOWN])
-    counts = _list_counts([journey.id for journey in rows])
+    counts = selectors.journeys_list_counts([journey.id for journey in rows])
     for journey in rows:
         found = counts.get(journey.id, {})
         journey.active_enrollments = found.get("active", 0)
