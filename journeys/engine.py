@@ -155,16 +155,18 @@ def _finish(enrollment: Enrollment, state: str, reason: str, now: datetime) -> N
 
 def _log(enrollment: Enrollment, step: str, outcome: str, now: datetime, *, next_step: str = "",
          message_id: int | None = None, detail: dict | None = None) -> None:  # fmt: skip
-    visit = enrollment.visits.get(step, 1)
-    StepRun.objects.update_or_create(
-        workspace_id=enrollment.workspace_id, enrollment=enrollment, step=step, visit=visit,
-        defaults={"journey_id": enrollment.journey_id, "outcome": outcome,
-                  "next_step": next_step, "message_id": message_id, "detail": detail or {},
-                  "finished_at": now if outcome != StepRun.Outcome.WAITING else None},
-        create_defaults={"journey_id": enrollment.journey_id, "outcome": outcome,
-                         "next_step": next_step, "message_id": message_id,
-                         "detail": detail or {}, "started_at": now,
-                         "finished_at": now if outcome != StepRun.Outcome.WAITING else None},
+    """The visit's row, in one statement: made, or (the step done again after a crash, or a
+    wait ending) brought up to date, its start kept."""
+    StepRun.objects.bulk_create(
+        [StepRun(workspace_id=enrollment.workspace_id, enrollment=enrollment, step=step,
+                 visit=enrollment.visits.get(step, 1), journey_id=enrollment.journey_id,
+                 outcome=outcome, next_step=next_step, message_id=message_id,
+                 detail=detail or {}, started_at=now,
+                 finished_at=now if outcome != StepRun.Outcome.WAITING else None)],
+        update_conflicts=True,
+        unique_fields=["workspace", "enrollment", "step", "visit"],
+        update_fields=["journey_id", "outcome", "next_step", "message_id", "detail",
+                       "finished_at"],
     )  # fmt: skip
 
 

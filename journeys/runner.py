@@ -16,6 +16,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 
 from audiences.apps import MEMBERSHIP_CHANGES_FEED
+from journeys.batch import advance_claimed, can_enroll_many, enroll_many
 from journeys.engine import (
     OPEN,
     NotEnrolled,
@@ -44,6 +45,7 @@ CONSUMERS = ((PROCESSED_EVENTS_FEED, EVENTS), (MEMBERSHIP_CHANGES_FEED, MEMBERSH
              (PROFILE_CHANGES_FEED, PROFILES))  # fmt: skip
 FEED_BATCH = 1000
 ADVANCE_BATCH = 500
+ENGINE_GROUP = 25  # enrollments the engine advances in one transaction
 RETRY_AFTER_ERROR = timedelta(minutes=5)
 GONE = ("deleted", "erased", "merged_away")
 
@@ -124,6 +126,12 @@ def consume_memberships(*, workspace_id: int, now: datetime, limit: int = FEED_B
         open_by_customer = defaultdict(list)
         for enrollment in _open_enrollments(list(customers)):
             open_by_customer[enrollment.customer_id].append(enrollment)
+        # A customer with one change in the batch enters set-based (the order of their
+        # changes cannot matter); one with several goes row by row, as they happened.
+        changes = defaultdict(int)
+        for row in rows:
+            changes[row["customer_id"]] += 1
+        entering = defaultdict(list)  # (version, kind) → customers entering set-based
         for row in rows:
             entered = row["kind"] == "enter"
             for enrollment in open_by_customer[row["customer_id"]]:
@@ -139,12 +147,19 @@ def consume_memberships(*, workspace_id: int, now: datetime, limit: int = FEED_B
                 if (trigger["type"] == wanted and trigger["audience_id"] == row["audience_id"]
                         and journey.status == Journey.Status.ACTIVE
                         and journey.live_version_id == version.id):  # fmt: skip
+                    if changes[customer.id] == 1 and can_enroll_many(version):
+                        entering[version, wanted].append(customer.id)
+                        continue
                     _try_enroll(
                         journey,
                         customer,
                         now,
                         context={"audience_id": row["audience_id"], "kind": wanted},
                     )
+        for (version, wanted), ids in entering.items():
+            enroll_many(version=version, customer_ids=ids, now=now,
+                        context={"audience_id": version.graph["trigger"]["audience_id"],
+                                 "kind": wanted})  # fmt: skip
         return len(batch.rows)
 
 
@@ -172,24 +187,32 @@ def consume_profiles(*, workspace_id: int, now: datetime, limit: int = FEED_BATC
 
 def advance_due(*, workspace_id: int, now: datetime, limit: int = ADVANCE_BATCH) -> int:
     """Claim due enrollments of active journeys (SKIP LOCKED) and advance each as far as it
-    goes, in one transaction; one that fails is retried later without holding the others."""
+    goes. Plain moves (a delay or wait over, into an exit, a delay or a wait) are made for the
+    whole batch in the claim's statement (journeys.batch); the others are claimed again in
+    small groups and advanced by the engine, each group in a short transaction (a long one
+    would hold back every feed consumer on the server), one enrollment that fails retried
+    later without holding the others. Returns how many were claimed."""
     with transaction.atomic():
-        due = list(
-            Enrollment.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(state__in=OPEN, next_run_at__lte=now, journey__status=Journey.Status.ACTIVE)
-            .select_related("version")
-            .order_by("next_run_at")[:limit]
-        )
-        for enrollment in due:
-            try:
-                with transaction.atomic():
-                    advance(enrollment, now=now)
-            except Exception:
-                logger.exception("enrollment %s could not advance; again later", enrollment.id)
-                Enrollment.objects.filter(id=enrollment.id).update(
-                    next_run_at=now + RETRY_AFTER_ERROR
-                )
-    return len(due)
+        claimed, rest = advance_claimed(versions=reacting_versions(), now=now, limit=limit)
+    for start in range(0, len(rest), ENGINE_GROUP):
+        with transaction.atomic():
+            due = (
+                Enrollment.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(id__in=rest[start : start + ENGINE_GROUP], state__in=OPEN,
+                        next_run_at__lte=now, journey__status=Journey.Status.ACTIVE)
+                .select_related("version")
+                .order_by("next_run_at")
+            )  # fmt: skip
+            for enrollment in due:
+                try:
+                    with transaction.atomic():
+                        advance(enrollment, now=now)
+                except Exception:
+                    logger.exception("enrollment %s could not advance; again later", enrollment.id)
+                    Enrollment.objects.filter(id=enrollment.id).update(
+                        next_run_at=now + RETRY_AFTER_ERROR
+                    )
+    return claimed
 
 
 _ANNIVERSARY_SQL = """
