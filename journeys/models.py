@@ -50,6 +50,9 @@ class JourneyVersion(TenantModel):
     journey = models.ForeignKey(Journey, on_delete=models.CASCADE, related_name="versions")
     number = models.PositiveIntegerField()
     graph = models.JSONField(default=dict)
+    # +1 with each change of the draft's graph; an edit that names an older one is refused
+    # (journeys.services.journey_update), so two editors never overwrite each other.
+    revision = models.PositiveIntegerField(default=1, db_default=1)
     note = models.CharField(max_length=500, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)  # None: the draft
     published_by = models.CharField(max_length=100, blank=True)

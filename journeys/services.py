@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -75,7 +75,8 @@ def journey_create(
 
 
 def journey_draft(journey: Journey) -> JourneyVersion:
-    """The draft version, made from the latest one when there is none."""
+    """The draft version, made from the latest one when there is none (it carries on that
+    one's revision: an edit made from the published graph still matches)."""
     draft = JourneyVersion.objects.filter(journey=journey, published_at__isnull=True).first()
     if draft is not None:
         return draft
@@ -83,8 +84,35 @@ def journey_draft(journey: Journey) -> JourneyVersion:
     number = (JourneyVersion.objects.filter(journey=journey).aggregate(n=Max("number"))["n"]
               or 0) + 1  # fmt: skip
     return JourneyVersion.objects.create(workspace_id=journey.workspace_id, journey=journey,
-                                         number=number,
-                                         graph=latest.graph if latest else {})  # fmt: skip
+                                         number=number, graph=latest.graph if latest else {},
+                                         revision=latest.revision if latest else 1)  # fmt: skip
+
+
+def _draft_locked(journey: Journey, *, make: bool) -> JourneyVersion | None:
+    """The draft row, locked until the transaction ends (with `make`, made when there is
+    none). Only the draft is locked before the journey row is written: publishing takes the
+    same order, so the two never wait on each other in a cycle."""
+    draft = JourneyVersion.objects.select_for_update().filter(
+        journey=journey, published_at__isnull=True).first()  # fmt: skip
+    if draft is not None or not make:
+        return draft
+    try:
+        with transaction.atomic():
+            return journey_draft(journey)
+    except IntegrityError:
+        # Another editor made the draft (the same number) meanwhile: theirs is the one to lock.
+        return JourneyVersion.objects.select_for_update().get(
+            journey=journey, published_at__isnull=True)  # fmt: skip
+
+
+def _revision_check(journey: Journey, draft: JourneyVersion | None, revision: int) -> None:
+    """With no draft, the revision read was the latest version's (the next draft's start)."""
+    current = draft.revision if draft is not None else (
+        JourneyVersion.objects.filter(journey=journey).order_by("-number")
+        .values_list("revision", flat=True).first())  # fmt: skip
+    if revision != current:
+        raise Conflict(f"someone else changed this draft (it is at revision {current}, not "
+                       f"{revision}); reload it and edit again", field="revision")  # fmt: skip
 
 
 def journey_update(
@@ -94,23 +122,29 @@ def journey_update(
     name: str | None = None,
     description: str | None = None,
     graph: dict | None = None,
+    revision: int | None = None,
 ) -> Journey:
     """Rename, describe, or replace the draft's graph (a live journey keeps running on its
-    published version until the draft is published)."""
+    published version until the draft is published). With `revision` (the draft's, as the
+    caller read it), a draft changed since is a Conflict naming `revision` and nothing is
+    saved; each change of the graph adds 1 to the draft's revision."""
     _require(actor)
     if journey.status == Journey.Status.ARCHIVED:
         raise Conflict("the journey is archived", field="status")
+    if graph is not None and not isinstance(graph, dict):
+        raise InvalidInput("a journey graph is a JSON object", field="graph")
     with transaction.atomic():
+        draft = _draft_locked(journey, make=graph is not None)
+        if revision is not None:
+            _revision_check(journey, draft, revision)
+        if graph is not None and graph != draft.graph:
+            draft.graph = graph
+            draft.revision += 1
+            draft.save(update_fields=["graph", "revision"])
         if name is not None:
             journey.name = name
         if description is not None:
             journey.description = description
-        if graph is not None:
-            if not isinstance(graph, dict):
-                raise InvalidInput("a journey graph is a JSON object", field="graph")
-            draft = journey_draft(journey)
-            draft.graph = graph
-            draft.save(update_fields=["graph"])
         journey.updated_at = timezone.now()
         journey.save()
     return journey

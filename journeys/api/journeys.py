@@ -7,6 +7,7 @@ decides (a state error is a 409 naming `status`, a graph error a 400 naming
 import copy
 from datetime import UTC
 
+from django.db.models import OuterRef, Subquery
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -23,6 +24,11 @@ from masivo.tenancy.api.views import WorkspaceAPIView
 from messaging.models import Template
 
 CONFLICT = OpenApiResponse(ServiceErrorOut, description="the journey's status does not allow it")
+EDIT_CONFLICT = OpenApiResponse(
+    ServiceErrorOut,
+    description="the journey is archived (`status`), or the draft changed since the `revision` "
+    "given (`revision`: read the journey again, then edit)",
+)
 
 
 def datetime_param(request, name: str):
@@ -92,15 +98,23 @@ def whole_graph_schema() -> dict:
     return schema
 
 
+def journeys_with_revision():
+    """selectors.journeys_list with the draft's revision (`draft_revision`), still one query."""
+    drafts = JourneyVersion.objects.filter(journey=OuterRef("pk"), published_at__isnull=True)
+    return selectors.journeys_list().annotate(
+        draft_revision=Subquery(drafts.values("revision")[:1])
+    )
+
+
 class JourneyView(WorkspaceAPIView):
     serializer_class = s.JourneyOut
     path_model = Journey
 
     def get_queryset(self):
-        return selectors.journeys_list()
+        return journeys_with_revision()
 
     def detail(self, journey: Journey, status_code=200) -> Response:
-        fresh = selectors.journeys_list().get(id=journey.id)
+        fresh = journeys_with_revision().get(id=journey.id)
         return Response(s.JourneyOut(fresh).data, status=status_code)
 
 
@@ -148,18 +162,19 @@ class JourneyDetailView(JourneyView):
         return self.detail(self.get_object())
 
     @extend_schema(
-        request=s.JourneyIn(partial=True),
-        responses={200: s.JourneyOut, 409: CONFLICT},
+        request=s.JourneyUpdateIn(partial=True),
+        responses={200: s.JourneyOut, 409: EDIT_CONFLICT},
         summary="Rename, describe, or replace the draft's graph",
         description="A live journey keeps running on its published version: a graph given "
-        "here is the draft of the next one, until publishing.",
+        "here is the draft of the next one, until publishing. With `revision` (as read), an "
+        "edit of a draft changed since is a 409 naming `revision`, and nothing is saved.",
     )
     def patch(self, request, id):
         journey = self.get_object()
-        data = validated(s.JourneyIn, request.data, partial=True)
+        data = validated(s.JourneyUpdateIn, request.data, partial=True)
         services.journey_update(journey=journey, actor=self.actor, name=data.get("name"),
-                                description=data.get("description"),
-                                graph=data.get("graph"))  # fmt: skip
+                                description=data.get("description"), graph=data.get("graph"),
+                                revision=data.get("revision"))  # fmt: skip
         return self.detail(journey)
 
     @extend_schema(

@@ -42,6 +42,14 @@ class JourneyIn(RefusesUnknownFields):
     )
 
 
+class JourneyUpdateIn(JourneyIn):
+    revision = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_ID,
+        help_text="the `revision` you read with the journey: if the draft changed since, the "
+        "edit is refused (409 naming `revision`) instead of overwriting someone else's change",
+    )  # fmt: skip
+
+
 class JourneyValidateIn(RefusesUnknownFields):
     graph = JourneyGraphField(required=False, help_text="a graph to check instead of the draft's")
 
@@ -77,17 +85,26 @@ class JourneyOut(serializers.ModelSerializer):
     graph = serializers.SerializerMethodField(
         help_text="the draft's graph, or the live version's when there is no draft"
     )
+    revision = serializers.SerializerMethodField(
+        help_text="the revision of `graph` (the draft's; with no draft, the live version's, "
+        "which the next draft starts from): +1 with each change; send it back with PATCH"
+    )
 
     class Meta:
         model = Journey
         fields = ["id", "name", "description", "status", "live_version", "draft_version",
-                  "created_by", "created_at", "updated_at", "graph"]  # fmt: skip
+                  "revision", "created_by", "created_at", "updated_at", "graph"]  # fmt: skip
 
     def get_live_version(self, journey) -> int | None:
         return journey.live_version.number if journey.live_version_id else None
 
     def get_draft_version(self, journey) -> int | None:
         return journey.draft_number
+
+    def get_revision(self, journey) -> int:
+        if journey.draft_number is not None:
+            return journey.draft_revision
+        return journey.live_version.revision if journey.live_version_id else 1
 
     @extend_schema_field(serializers.DictField())
     def get_graph(self, journey) -> dict:
