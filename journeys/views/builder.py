@@ -1,13 +1,17 @@
 """The journey builder: the draft (or the live version, until an edit makes a draft) drawn as
 a flow of step cards, each with its form, the graph's validation errors on it and, once the
-journey has run, its counts; edits (add, configure, remove a step; the entry and goal) write
-the whole draft graph through journeys.services.journey_update; publishing, the status
-actions and the version history. An old version is the same page, read-only."""
+journey has run, its counts; edits (add, configure, remove a step; the entry, who may enter
+and the goal; the exit rules) write the whole draft graph through
+journeys.services.journey_update, each naming the draft's revision the page was drawn from
+(so an edit made on a page someone else's change has since outdated is refused, not saved
+over theirs); publishing, the status actions and the version history. An old version is the
+same page, read-only."""
 
 from __future__ import annotations
 
 from django.contrib import messages as flash
 from django.contrib.auth import get_user_model
+from django.core.exceptions import BadRequest
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -16,14 +20,18 @@ from django.views.decorators.http import require_POST, require_safe
 from journeys import selectors, services
 from journeys.graph import InvalidGraph, graph_validate
 from journeys.models import Journey, JourneyVersion
-from journeys.views import flow
-from journeys.views.forms import CHANNEL_NAMES, AddStepForm, duration_words, step_form
-from journeys.views.journey_forms import EntryForm, PublishForm
-from masivo.tenancy.errors import ServiceError
+from journeys.views import flow, summaries
+from journeys.views.forms import AddStepForm, step_form
+from journeys.views.journey_forms import EntryForm, ExitForm, PublishForm
+from masivo.tenancy.errors import Conflict, ServiceError
 from masivo.tenancy.roles import Permission
 from masivo.ui.decorators import workspace_view
 from masivo.ui.forms import as_sentence
-from messaging.models import Template
+
+STALE_DRAFT = (
+    "Someone else changed this draft since this page was loaded, so your change was not saved. "
+    "The page now shows the draft as it is"
+)
 
 
 def _editable(journey: Journey) -> JourneyVersion | None:
@@ -58,61 +66,6 @@ def _split_errors(errors) -> tuple[dict[str, list[dict]], list[dict]]:
         else:
             general.append({"field": path, "message": message})
     return by_step, general
-
-
-def step_summary(step: dict, names: dict) -> str:
-    kind = step.get("type")
-    if kind == "send":
-        template = names["templates"].get(step.get("template_id"), "no template chosen")
-        return f"{CHANNEL_NAMES.get(step.get('channel'), step.get('channel'))}: {template}"
-    if kind == "delay":
-        if "until" in step:
-            return f"Until {step['until'].get('time')} in the customer's zone"
-        if "until_date" in step:
-            spec = step["until_date"]
-            return f"Until {spec.get('field')} {spec.get('offset_days', 0):+d} days"
-        return f"Wait {duration_words(step.get('duration'))}"
-    if kind == "wait_event":
-        return (
-            f"Wait for {step.get('event') or '(no event chosen)'}, "
-            f"at most {duration_words(step.get('timeout'))}"
-        )
-    if kind == "wait_audience":
-        audience = names["audiences"].get(step.get("audience_id"), "(no audience chosen)")
-        verb = "to enter" if step.get("member", True) else "to leave"
-        return f"Wait {verb} {audience}, at most {duration_words(step.get('timeout'))}"
-    if kind == "branch":
-        count = len(step.get("conditions", []))
-        return f"{count} condition{'s' if count != 1 else ''}, the first that holds"
-    if kind == "split":
-        return " · ".join(
-            f"{p.get('name') or '?'} {p.get('percent')}%" for p in step.get("paths", [])
-        )
-    if kind == "update_profile":
-        changed = [
-            *step.get("set_traits", {}),
-            *step.get("remove_traits", []),
-            *step.get("set_tags", {}),
-            *step.get("remove_tags", []),
-        ]
-        return f"Changes {', '.join(changed)}" if changed else "Changes nothing yet"
-    return "The end of the journey"
-
-
-def _names(graph: dict) -> dict:
-    from audiences.models import Audience
-
-    steps = (graph.get("steps") or {}).values()
-    template_ids = {s.get("template_id") for s in steps if s.get("type") == "send"}
-    audience_ids = {s.get("audience_id") for s in steps if s.get("type") == "wait_audience"}
-    return {
-        "templates": dict(
-            Template.objects.filter(id__in=template_ids - {None}).values_list("id", "name")
-        ),
-        "audiences": dict(
-            Audience.objects.filter(id__in=audience_ids - {None}).values_list("id", "name")
-        ),
-    }
 
 
 def _walk(nodes):
@@ -159,8 +112,11 @@ def _page(
     is_history=False,
     bound: dict | None = None,
     status=200,
+    is_stale=False,
 ):
-    """The builder. `bound`: forms that failed (step id or "entry" → form) to show again."""
+    """The builder. `bound`: forms that failed (step id, "entry" or "exit" → form) to show
+    again; `is_stale`: they were refused for an outdated revision (they show the draft as it
+    is now, and the forms carry its revision)."""
     bound = bound or {}
     graph = (version.graph if version else {}) or {}
     is_editable = (
@@ -173,13 +129,13 @@ def _page(
     stats = (
         selectors.journey_step_stats(journey, version if is_history else None) if has_run else {}
     )
-    names = _names(graph)
+    names = summaries.graph_names(graph)
     nodes = flow.flow(graph)
     for node in _walk(nodes):
         if node.step is None:
             node.label = graph["steps"][node.id].get("label") or node.id
             continue
-        node.summary = step_summary(node.step, names)
+        node.summary = summaries.step_summary(node.step, names)
         node.errors = errors_by_step.get(node.id, [])
         node.stats = stats.get(node.id) if has_run else None
         node.type_label = flow.TYPE_LABELS.get(node.type, node.type)
@@ -204,29 +160,26 @@ def _page(
         "has_run": has_run,
         "has_unpublished_changes": bool(version and version.is_draft and has_run),
         "journey_stats": selectors.journey_stats(journey) if has_run else None,
+        "revision": version.revision if version else "",
+        "is_stale": is_stale,
         "entry_form": (bound.get("entry") or EntryForm(graph=graph)) if is_editable else None,
+        "exits": [
+            {"index": index, "words": summaries.exit_words(rule, names)}
+            for index, rule in enumerate(summaries.exit_rules(graph))
+        ],
+        "exit_form": (
+            (bound.get("exit") or ExitForm(exits=summaries.exit_rules(graph)))
+            if is_editable
+            else None
+        ),
+        "who_may_enter": summaries.who_may_enter(graph, names),
         "publish_form": bound.get("publish") or PublishForm(prefix="journey-publish"),
         "add_choices": flow.ADD_CHOICES,
         "versions": _versions(journey),
-        "trigger_words": _trigger_words(graph, names),
+        "trigger_words": summaries.trigger_words(graph, names),
         "active_section": "journeys",
     }
     return render(request, "journeys/builder.html", context, status=status)
-
-
-def _trigger_words(graph: dict, names: dict) -> str:
-    trigger = graph.get("trigger") or {}
-    kind = trigger.get("type")
-    if kind == "event":
-        return f"When {trigger.get('event') or '(no event chosen)'} happens"
-    if kind in ("audience_entered", "audience_exited"):
-        verb = "enters" if kind == "audience_entered" else "leaves"
-        return f"When a customer {verb} audience #{trigger.get('audience_id')}"
-    if kind == "date_anniversary":
-        return f"Every year on {trigger.get('field')}"
-    if kind == "api":
-        return "When the API enrolls a customer"
-    return "No trigger yet"
 
 
 @require_safe
@@ -251,9 +204,40 @@ def _back(request, journey: Journey, anchor: str = ""):
     return redirect(f"{url}#{anchor}" if anchor else url)
 
 
-def _save(request, journey: Journey, graph: dict, anchor: str, done: str):
+def posted_revision(request) -> int | None:
+    """The draft's revision the page was drawn from (each form's hidden `revision`); none: the
+    edit is not checked against it."""
+    raw = request.POST.get("revision", "")
+    if raw == "":
+        return None
+    if not (raw.isascii() and raw.isdigit() and len(raw) < 19):
+        raise BadRequest("revision: a whole number")
+    return int(raw)
+
+
+def _form_refused(request, journey: Journey, version: JourneyVersion, bound: dict):
+    """A form that failed, drawn again with its errors: 400, or 409 when the page it came from
+    was also outdated (so the message says so before the person fixes and saves again)."""
+    revision = posted_revision(request)
+    is_stale = revision is not None and revision != version.revision
+    return _page(request, journey, version, bound=bound, status=409 if is_stale else 400,
+                 is_stale=is_stale)  # fmt: skip
+
+
+def _save(request, journey: Journey, graph: dict, anchor: str, done: str, bound=None):
+    """Save the draft's graph and go back to the builder with what happened. Refused for an
+    outdated revision, a form's page is drawn again (409) with what was typed in it."""
     try:
-        services.journey_update(journey=journey, actor=request.actor, graph=graph)
+        services.journey_update(journey=journey, actor=request.actor, graph=graph,
+                                revision=posted_revision(request))  # fmt: skip
+    except Conflict as error:
+        if error.field != "revision":
+            flash.error(request, as_sentence(error.message) + ".")
+        elif bound:
+            return _page(request, journey, _editable(journey), bound=bound, status=409,
+                         is_stale=True)  # fmt: skip
+        else:
+            flash.error(request, f"{STALE_DRAFT}: make your change again if it still applies.")
     except ServiceError as error:
         flash.error(request, as_sentence(error.message) + ".")
     else:
@@ -299,9 +283,10 @@ def journey_step_edit(request, journey_id: int, step_id: str):
         raise Http404("no such step")
     form = step_form(step_id, step, request.POST)
     if not form.is_valid():
-        return _page(request, journey, version, bound={step_id: form}, status=400)
+        return _form_refused(request, journey, version, {step_id: form})
     graph["steps"] = dict(graph["steps"]) | {step_id: form.step_values()}
-    return _save(request, journey, graph, f"step-{step_id}", f"Step {step_id} is saved.")
+    return _save(request, journey, graph, f"step-{step_id}", f"Step {step_id} is saved.",
+                 bound={step_id: form})  # fmt: skip
 
 
 @require_POST
@@ -355,8 +340,35 @@ def journey_entry(request, journey_id: int):
     journey, version, graph = _journey_and_graph(journey_id)
     form = EntryForm(request.POST, graph=graph)
     if not form.is_valid():
-        return _page(request, journey, version, bound={"entry": form}, status=400)
-    return _save(request, journey, form.graph_values(), "entry", "The entry and goal are saved.")
+        return _form_refused(request, journey, version, {"entry": form})
+    return _save(request, journey, form.graph_values(), "entry", "The entry and goal are saved.",
+                 bound={"entry": form})  # fmt: skip
+
+
+@require_POST
+@workspace_view(permission=Permission.EDIT_MARKETING)
+def journey_exit_add(request, journey_id: int):
+    journey, version, graph = _journey_and_graph(journey_id)
+    rules = summaries.exit_rules(graph)
+    form = ExitForm(request.POST, exits=rules)
+    if not form.is_valid():
+        return _form_refused(request, journey, version, {"exit": form})
+    graph["exits"] = [*rules, form.exit_values()]
+    return _save(request, journey, graph, "exits", "The exit is added.", bound={"exit": form})
+
+
+@require_POST
+@workspace_view(permission=Permission.EDIT_MARKETING)
+def journey_exit_remove(request, journey_id: int, index: int):
+    journey, _, graph = _journey_and_graph(journey_id)
+    rules = summaries.exit_rules(graph)
+    if index >= len(rules):
+        flash.error(request, "That exit is no longer in the draft: nothing was removed.")
+        return _back(request, journey, "exits")
+    graph["exits"] = rules[:index] + rules[index + 1 :]
+    if not graph["exits"]:
+        del graph["exits"]
+    return _save(request, journey, graph, "exits", "The exit is removed.")
 
 
 @require_POST

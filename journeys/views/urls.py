@@ -14,6 +14,12 @@ urlpatterns = [
     path(f"{JOURNEY}/", builder.journey_builder, name="journey_builder"),
     path(f"{JOURNEY}/versions/<int:number>/", builder.journey_version, name="journey_version"),
     path(f"{JOURNEY}/entry/", builder.journey_entry, name="journey_entry"),
+    path(f"{JOURNEY}/exits/", builder.journey_exit_add, name="journey_exit_add"),
+    path(
+        f"{JOURNEY}/exits/<int:index>/remove/",
+        builder.journey_exit_remove,
+        name="journey_exit_remove",
+    ),
     path(f"{JOURNEY}/publish/", builder.journey_publish, name="journey_publish"),
     path(f"{JOURNEY}/steps/", builder.journey_step_add, name="journey_step_add"),
     path(f"{STEP}/", builder.journey_step_edit, name="journey_step_edit"),
