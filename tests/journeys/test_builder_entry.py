@@ -22,6 +22,10 @@ STALE_FLASH = (
     "Someone else changed this draft since this page was loaded, so your change was not saved. "
     "The page now shows the draft as it is: make your change again if it still applies."
 )
+OPEN_ENTRY = (
+    '<details class="step-config" open>\n'
+    "        <summary>Edit the trigger, who may enter, the goal and the exits</summary>"
+)
 FILTER = [{"property": "reason", "op": "eq", "value": "too many"}]
 RULES = {"version": 1, "root": {"profile": {"field": "country", "op": "eq", "value": "MX"}}}
 
@@ -179,7 +183,7 @@ def test_a_wrong_entry_field_is_a_400_on_that_field(
     assert field_errors(content) == errors
     assert re.search(rf'<div class="field has-error">\s*<label class="field-label" '
                      rf'for="id_entry-{field}">', content)  # fmt: skip
-    assert '<details class="step-config" open>\n        <summary>Edit the trigger' in content
+    assert OPEN_ENTRY in content
     assert (draft(workspace, journey).revision, draft(workspace, journey).graph) == (
         1, cart_graph(templates))  # fmt: skip
 
@@ -282,7 +286,7 @@ def test_a_wrong_exit_is_a_400_on_its_field(
     assert field_errors(content) == errors
     assert re.search(rf'<div class="field has-error">\s*<label class="field-label" '
                      rf'for="id_exit-{field}">', content)  # fmt: skip
-    assert '<details class="step-config" open>\n        <summary>Add an exit</summary>' in content
+    assert OPEN_ENTRY in content
     assert (draft(workspace, journey).revision, draft(workspace, journey).graph) == (
         1, cart_graph(templates))  # fmt: skip
 
