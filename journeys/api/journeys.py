@@ -162,7 +162,7 @@ class JourneyDetailView(JourneyView):
         return self.detail(self.get_object())
 
     @extend_schema(
-        request=s.JourneyUpdateIn(partial=True),
+        request=s.JourneyUpdateIn,
         responses={200: s.JourneyOut, 409: EDIT_CONFLICT},
         summary="Rename, describe, or replace the draft's graph",
         description="A live journey keeps running on its published version: a graph given "
@@ -171,7 +171,7 @@ class JourneyDetailView(JourneyView):
     )
     def patch(self, request, id):
         journey = self.get_object()
-        data = validated(s.JourneyUpdateIn, request.data, partial=True)
+        data = validated(s.JourneyUpdateIn, request.data)
         services.journey_update(journey=journey, actor=self.actor, name=data.get("name"),
                                 description=data.get("description"), graph=data.get("graph"),
                                 revision=data.get("revision"))  # fmt: skip

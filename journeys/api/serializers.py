@@ -42,7 +42,10 @@ class JourneyIn(RefusesUnknownFields):
     )
 
 
+# PATCH's body: every field optional, in the schema too (PATCH components are not split, so a
+# partial JourneyIn would be documented as requiring `name`).
 class JourneyUpdateIn(JourneyIn):
+    name = StrictCharField(max_length=200, required=False)
     revision = serializers.IntegerField(
         required=False, min_value=1, max_value=MAX_ID,
         help_text="the `revision` you read with the journey: if the draft changed since, the "

@@ -3,6 +3,7 @@ the graph, and a PATCH naming an older one is a 409 naming `revision` that chang
 rename too); a new draft carries on the published version's revision; the service itself."""
 
 import pytest
+from django.test import Client
 
 from journeys import services
 from journeys.models import Journey, JourneyVersion
@@ -171,3 +172,27 @@ def test_the_service_refuses_a_stale_revision_and_saves_nothing(workspace, email
     assert (refused.value.field, refused.value.message, refused.value.status) == (
         "revision", STALE, 409)  # fmt: skip
     assert (version.revision, version.graph) == (2, {"start": "a"})
+
+
+def test_the_schema_says_patch_takes_a_revision_and_journeys_carry_one():
+    schema = Client().get("/api/v1/schema/?format=json").json()
+
+    patch_body = schema["paths"]["/api/v1/journeys/{id}"]["patch"]["requestBody"]
+    component = patch_body["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+    body = schema["components"]["schemas"][component]
+    assert (sorted(body["properties"]), body.get("required")) == (
+        ["description", "graph", "name", "revision"], None)  # fmt: skip
+    assert (body["properties"]["revision"]["type"], body["properties"]["revision"]["minimum"]) == (
+        "integer", 1)  # fmt: skip
+    assert schema["components"]["schemas"]["JourneyOut"]["properties"]["revision"]["type"] == (
+        "integer")  # fmt: skip
+
+
+def test_an_empty_patch_changes_nothing_and_keeps_the_revision(api, workspace):
+    journey_id = post(api, URL, {"name": "Welcome"}).json()["id"]
+
+    answer = patch(api, f"{URL}/{journey_id}", {})
+
+    assert (answer.status_code, answer.json()["name"], answer.json()["revision"]) == (
+        200, "Welcome", 1)  # fmt: skip
+    assert draft(workspace, journey_id) == (1, 1, {})
