@@ -1,8 +1,12 @@
 """The draft's revision through /api/v1/journeys: read with the journey, +1 with each change of
 the graph, and a PATCH naming an older one is a 409 naming `revision` that changes nothing (a
-rename too); a new draft carries on the published version's revision; the service itself."""
+rename too); a new draft carries on the published version's revision; the service itself, and
+two editors at once (the second waits on the draft's lock, then is refused); the schema."""
+
+import threading
 
 import pytest
+from django.db import connection, transaction
 from django.test import Client
 
 from journeys import services
@@ -196,3 +200,48 @@ def test_an_empty_patch_changes_nothing_and_keeps_the_revision(api, workspace):
     assert (answer.status_code, answer.json()["name"], answer.json()["revision"]) == (
         200, "Welcome", 1)  # fmt: skip
     assert draft(workspace, journey_id) == (1, 1, {})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_second_editor_of_the_same_revision_waits_for_the_first_then_is_refused(workspace):
+    """The draft row is locked from the check to the commit: without the lock the second
+    editor would read revision 1 (the first's change not committed yet) and overwrite it."""
+    actor = Actor(role=Role.MARKETER)
+    with workspace_scope(workspace.id):
+        journey = services.journey_create(workspace=workspace, name="Welcome", actor=actor)
+    first_saved, first_may_commit = threading.Event(), threading.Event()
+    second_result = []
+
+    def first_editor():
+        with workspace_scope(workspace.id), transaction.atomic():
+            services.journey_update(journey=journey, actor=actor, graph={"start": "a"},
+                                    revision=1)  # fmt: skip
+            first_saved.set()
+            first_may_commit.wait(10)
+        connection.close()
+
+    def second_editor():
+        first_saved.wait(10)
+        with workspace_scope(workspace.id):
+            try:
+                services.journey_update(journey=journey, actor=actor, graph={"start": "b"},
+                                        revision=1)  # fmt: skip
+            except Conflict as error:
+                second_result.append(error.message)
+        connection.close()
+
+    editors = [threading.Thread(target=first_editor), threading.Thread(target=second_editor)]
+    for editor in editors:
+        editor.start()
+    first_saved.wait(10)
+    editors[1].join(0.5)
+    second_was_waiting = editors[1].is_alive()
+    first_may_commit.set()
+    for editor in editors:
+        editor.join(10)
+
+    assert second_was_waiting
+    assert second_result == [STALE]
+    with workspace_scope(workspace.id):
+        version = JourneyVersion.objects.get(journey=journey)
+    assert (version.revision, version.graph) == (2, {"start": "a"})
