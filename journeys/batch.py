@@ -77,8 +77,8 @@ claimed AS (
     SELECT e.id, e.workspace_id, e.journey_id, e.version_id, e.customer_id, e.current_step,
            e.state, e.visits, e.waiting_for
       FROM journeys_enrollment e JOIN journeys_journey j ON j.id = e.journey_id
-     WHERE e.state IN ('active', 'waiting') AND e.next_run_at <= %(now)s
-       AND j.status = 'active'
+     WHERE e.workspace_id = %(workspace)s AND e.state IN ('active', 'waiting')
+       AND e.next_run_at <= %(now)s AND j.status = 'active'
      ORDER BY e.next_run_at
      LIMIT %(limit)s
        FOR UPDATE OF e SKIP LOCKED
@@ -136,20 +136,29 @@ SELECT c.id, c.id IN (SELECT id FROM moved) FROM claimed c
 """
 
 
-def advance_claimed(*, versions: list[JourneyVersion], now: datetime,
-                    limit: int) -> tuple[int, list[int]]:  # fmt: skip
-    """Claim up to `limit` due enrollments of active journeys and make every plain move, in
-    one statement (call in a transaction of its own, under the workspace's scope). Returns
-    how many were claimed and the ids the engine must advance."""
+def advance_statement(*, workspace_id: int, versions: list[JourneyVersion], now: datetime,
+                      limit: int) -> tuple[str, dict]:  # fmt: skip
+    """The claim-and-move statement and its parameters (`advance_claimed` runs it)."""
     rows = transitions(versions, now)
     columns = list(zip(*rows, strict=True)) if rows else [()] * 8
     params = dict(zip(("version", "step", "pass", "outcome", "target", "is_exit", "until"),
                       (list(c) for c in columns[:7]), strict=True))  # fmt: skip
     params["until_iso"] = [until.isoformat() if until else None for until in columns[6]]
     params["spec"] = [json.dumps(spec) if spec is not None else None for spec in columns[7]]
-    params.update(now=now, since=now.isoformat(), limit=limit)
+    params.update(workspace=workspace_id, now=now, since=now.isoformat(), limit=limit)
+    return _ADVANCE_SQL, params
+
+
+def advance_claimed(*, workspace_id: int, versions: list[JourneyVersion], now: datetime,
+                    limit: int) -> tuple[int, list[int]]:  # fmt: skip
+    """Claim up to `limit` due enrollments of active journeys and make every plain move, in
+    one statement (call in a transaction of its own, under the workspace's scope). Returns
+    how many were claimed and the ids the engine must advance."""
+    sql, params = advance_statement(
+        workspace_id=workspace_id, versions=versions, now=now, limit=limit
+    )
     with connection.cursor() as cursor:
-        cursor.execute(_ADVANCE_SQL, params)
+        cursor.execute(sql, params)
         claimed = cursor.fetchall()
     return len(claimed), [id_ for id_, moved in claimed if not moved]
 
@@ -160,23 +169,25 @@ INSERT INTO journeys_enrollment (workspace_id, journey_id, version_id, customer_
                                  is_holdout, variant, idempotency_key, entered_at, exit_reason)
 SELECT c.workspace_id, %(journey)s, %(version)s, c.id, '', 'active', %(start)s, %(now)s, NULL,
        %(visits)s::jsonb, %(context)s::jsonb, c.id = ANY(%(holdouts)s), '', '', %(now)s, ''
-  FROM profiles_customer c
- WHERE c.workspace_id = %(workspace)s AND c.id = ANY(%(ids)s)
-   AND (%(anonymous)s OR NOT c.is_anonymous)
-   AND (%(audience)s::bigint IS NULL OR EXISTS (
-        SELECT 1 FROM audiences_membership m
-         WHERE m.workspace_id = c.workspace_id AND m.audience_id = %(audience)s
-           AND m.customer_id = c.id))
+  FROM unnest(%(ids)s::bigint[]) AS x(id)
+  JOIN profiles_customer c ON c.workspace_id = %(workspace)s AND c.id = x.id
+ WHERE {anonymous} AND {audience}
    AND NOT EXISTS (
         SELECT 1 FROM journeys_enrollment o
-         WHERE o.workspace_id = c.workspace_id AND o.customer_id = c.id
-           AND o.journey_id = %(journey)s AND o.entry_key = ''
-           AND (o.state IN ('active', 'waiting') OR %(mode)s = 'once'
-                OR (%(mode)s = 'after_days' AND o.entered_at > %(after)s)))
+         WHERE o.workspace_id = %(workspace)s AND o.customer_id = c.id
+           AND o.journey_id = %(journey)s AND o.entry_key = '' AND {earlier})
  ORDER BY c.id
 ON CONFLICT (workspace_id, journey_id, customer_id, entry_key)
    WHERE state IN ('active', 'waiting') DO NOTHING
 """
+_MEMBER = """EXISTS (SELECT 1 FROM audiences_membership m WHERE m.workspace_id = %(workspace)s
+                  AND m.audience_id = %(audience)s AND m.customer_id = c.id)"""
+# Which earlier enrollment keeps a customer out, by the re-entry mode.
+_EARLIER = {
+    "once": "true",
+    "after_days": "(o.state IN ('active', 'waiting') OR o.entered_at > %(after)s)",
+    "always": "o.state IN ('active', 'waiting')",
+}
 
 
 def can_enroll_many(version: JourneyVersion) -> bool:
@@ -195,13 +206,17 @@ def enroll_many(*, version: JourneyVersion, customer_ids: list[int], now: dateti
     holdouts = [
         c for c in customer_ids if percent and bucket("holdout", journey.id, c, "") < percent
     ]
+    sql = _ENROLL_SQL.format(
+        anonymous="true" if graph.get("allow_anonymous") else "NOT c.is_anonymous",
+        audience=_MEMBER if graph.get("audience_id") else "true",
+        earlier=_EARLIER[reentry["mode"]],
+    )
     with connection.cursor() as cursor:
-        cursor.execute(_ENROLL_SQL, {
+        cursor.execute(sql, {
             "workspace": journey.workspace_id, "journey": journey.id, "version": version.id,
             "start": graph["start"], "now": now, "visits": json.dumps({graph["start"]: 1}),
             "context": json.dumps(context), "holdouts": holdouts, "ids": sorted(customer_ids),
-            "anonymous": bool(graph.get("allow_anonymous")), "audience": graph.get("audience_id"),
-            "mode": reentry["mode"],
+            "audience": graph.get("audience_id"),
             "after": now - timedelta(days=reentry.get("days") or 0),
         })  # fmt: skip
         return cursor.rowcount

@@ -100,7 +100,9 @@ class Enrollment(TenantModel):
 
     class Meta:
         indexes = [
-            models.Index(fields=["next_run_at"], name="enrollment_due",
+            # The tick's claim: a workspace's due enrollments in order (a queue per workspace,
+            # so one workspace's backlog is not walked by the others' ticks).
+            models.Index(fields=["workspace", "next_run_at"], name="enrollment_ws_due",
                          condition=models.Q(state__in=["active", "waiting"])),
             models.Index(fields=["workspace", "customer_id", "journey"],
                          name="enrollment_ws_customer"),

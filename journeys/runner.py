@@ -193,7 +193,9 @@ def advance_due(*, workspace_id: int, now: datetime, limit: int = ADVANCE_BATCH)
     would hold back every feed consumer on the server), one enrollment that fails retried
     later without holding the others. Returns how many were claimed."""
     with transaction.atomic():
-        claimed, rest = advance_claimed(versions=reacting_versions(), now=now, limit=limit)
+        claimed, rest = advance_claimed(
+            workspace_id=workspace_id, versions=reacting_versions(), now=now, limit=limit
+        )
     for start in range(0, len(rest), ENGINE_GROUP):
         with transaction.atomic():
             due = (

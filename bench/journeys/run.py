@@ -7,14 +7,13 @@ through journeys.services; everything timed runs as the app role in `workspace_s
 1. Claim and advance (`--waiting`, 1,000,000): enrollments waiting on delays that are all due
    (half before an exit step, half before another delay; no sends), each with the step row its
    wait logged. `journeys.runner.advance_due` in batches of `--batch` (500) over `--advance`
-   enrollments (5,000), against a raw `SELECT … FOR UPDATE SKIP LOCKED` claim of the same rows
+   enrollments (50,000), against a raw `SELECT … FOR UPDATE SKIP LOCKED` claim of the same rows
    plus a bare `UPDATE` of `next_run_at`, in batches of the same size, run first on the same
    rows and then undone. At `--waiting-small` (100,000) and at `--waiting` waiting enrollments;
    this process's peak RSS (psutil, every 5 ms) during each. Where the time goes: statements per
    enrollment (by kind, with their time) and a cProfile of a few batches; EXPLAIN ANALYZE of
    both claims.
-2. Entering at once (`--entering`, 25,000 by default to keep the run near 20 minutes; the
-   issue's 100,000 with `--entering 100000`): an audience recalculation takes them all in
+2. Entering at once (`--entering`, the issue's 100,000): an audience recalculation takes them all in
    (`audiences.membership.membership_replace` with a recalculation's cause, one statement);
    time until every one is enrolled and at its first delay by
    `journeys.runner.consume_memberships` + `advance_due` in a loop.
@@ -124,7 +123,8 @@ EVENT_GRAPH = {
 
 RAW_CLAIM = """
 SELECT e.id FROM journeys_enrollment e JOIN journeys_journey j ON j.id = e.journey_id
- WHERE e.state IN ('active', 'waiting') AND e.next_run_at <= %(now)s AND j.status = 'active'
+ WHERE e.workspace_id = %(workspace)s AND e.state IN ('active', 'waiting')
+   AND e.next_run_at <= %(now)s AND j.status = 'active'
  ORDER BY e.next_run_at LIMIT %(limit)s
  FOR UPDATE OF e SKIP LOCKED
 """
@@ -153,19 +153,17 @@ def main() -> None:
     parser.add_argument(
         "--advance",
         type=int,
-        default=5_000,
+        default=50_000,
         help="enrollments advanced (and claimed raw) per measurement",
     )
     parser.add_argument("--batch", type=int, default=500, help="advance_due's limit")
     parser.add_argument("--profile-batches", type=int, default=4)
-    parser.add_argument("--entering", type=int, default=25_000,
-                        help="customers entering at once (the issue: 100,000)")  # fmt: skip
+    parser.add_argument("--entering", type=int, default=100_000,
+                        help="customers entering at once")  # fmt: skip
     parser.add_argument("--event-waiting", type=int, default=20_000)
     parser.add_argument("--event-rate", type=float, default=20.0, help="events a second")
     parser.add_argument("--event-seconds", type=float, default=60.0)
     parser.add_argument("--phases", default="claim,enter,events")
-    parser.add_argument("--no-what-if", dest="what_if", action="store_false",
-                        help="skip the what-if of the proposed engine changes")  # fmt: skip
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args()
@@ -309,7 +307,8 @@ class Bench:
             started = time.perf_counter()
             for _ in range(batches):
                 with transaction.atomic(), connection.cursor() as cursor:
-                    cursor.execute(RAW_CLAIM, {"now": self.at, "limit": self.args.batch})
+                    cursor.execute(RAW_CLAIM, {"workspace": workspace_id, "now": self.at,
+                                               "limit": self.args.batch})  # fmt: skip
                     ids = [row[0] for row in cursor.fetchall()]
                     cursor.execute(RAW_UPDATE, {"ids": ids})
                 claimed += len(ids)
@@ -323,7 +322,7 @@ class Bench:
 
         from journeys import runner
 
-        advance_due = runner.advance_due  # (the what-if patches the module)
+        advance_due = runner.advance_due
         advanced = 0
         with self.scope(workspace_id), RssPeak() as rss:
             started = time.perf_counter()
@@ -348,19 +347,13 @@ class Bench:
             transaction.set_rollback(True)
         return plan
 
-    def app_claim_sql(self, workspace_id: int) -> tuple[str, tuple]:
-        from django.db import transaction
+    def app_claim_sql(self, workspace_id: int) -> tuple[str, dict]:
+        from journeys.batch import advance_statement
+        from journeys.engine import reacting_versions
 
-        from journeys.engine import OPEN
-        from journeys.models import Enrollment, Journey
-
-        with self.scope(workspace_id), transaction.atomic():
-            query = (Enrollment.objects.select_for_update(skip_locked=True, of=("self",))
-                     .filter(state__in=OPEN, next_run_at__lte=self.at,
-                             journey__status=Journey.Status.ACTIVE)
-                     .select_related("version").order_by("next_run_at"))  # fmt: skip
-            query = query[: self.args.batch]
-            return query.query.sql_with_params()
+        with self.scope(workspace_id):
+            return advance_statement(workspace_id=workspace_id, versions=reacting_versions(),
+                                     now=self.at, limit=self.args.batch)  # fmt: skip
 
     def claims(self) -> None:
         args = self.args
@@ -400,11 +393,10 @@ class Bench:
         profile.disable()
         app_sql, app_params = self.app_claim_sql(ws)
         app_plan = self.explain(ws, app_sql, app_params)
-        raw_plan = self.explain(ws, RAW_CLAIM, {"now": self.at, "limit": args.batch})
+        raw_plan = self.explain(ws, RAW_CLAIM, {"workspace": ws, "now": self.at,
+                                                "limit": args.batch})  # fmt: skip
         self.report_claims(rows, counter, counted, seconds, profile, p_seconds, p_advanced,
                            app_plan, raw_plan)  # fmt: skip
-        if args.what_if:
-            self.what_if(ws, batches, rows[-1])
         # The due index has no workspace: another workspace's tick walks past these rows.
         other = self.workspaces["enter"]
         other_sql, other_params = self.app_claim_sql(other)
@@ -414,50 +406,6 @@ class Bench:
             f"own) while {self.count_due(ws):,} of this one are due:\n\n```\n{plan}\n```"
         )
         self.admin.execute("TRUNCATE journeys_steprun, journeys_enrollment")
-
-    def what_if(self, workspace_id: int, batches: int, measured) -> None:
-        """The proposed engine changes (BENCHMARKS.md), patched into this process only: step
-        rows by one upsert, the batch's customers and versions loaded once, the claim without
-        the version's graph on every row. The same rows as the raw claim of a fresh run."""
-        raw_seconds, raw_claimed = self.raw_claims(workspace_id, batches)
-        with WhatIf():
-            app_seconds, advanced, _ = self.app_advance(workspace_id, batches)
-        counter = StatementCounter()
-        with WhatIf():
-            _, counted, _ = self.app_advance(workspace_id, 1, statements=counter)
-        total = sum(n for n, _ in counter.by_kind.values())
-        ratio = (advanced / app_seconds) / (raw_claimed / raw_seconds)
-        before = (measured[4] / measured[5]) / (measured[2] / measured[3])
-        say(f"\n**What-if** (patched in this process, not in journeys/): `_log` as one `INSERT … "
-            "ON CONFLICT (workspace_id, enrollment_id, step, visit) DO UPDATE`, `advance_due` "
-            "claiming without `select_related(\"version\")` and loading the batch's versions and "
-            f"customers in one query each: {advanced:,} advanced in {app_seconds:.2f} s "
-            f"({advanced / app_seconds:,.0f}/s; {total / max(counted, 1):.1f} statements an "
-            f"enrollment) against the raw claim's {raw_claimed / raw_seconds:,.0f}/s on the same "
-            f"rows: **{ratio:.3f}x** (from {before:.3f}x).")  # fmt: skip
-        self.met.append(
-            f"| (what-if) advance_due with the proposed changes | ≥ {GOAL_RATIO}x | "
-            f"{ratio:.3f}x | {'yes' if ratio >= GOAL_RATIO else '**no**'} |"
-        )
-        raw_seconds, raw_claimed = self.raw_claims(workspace_id, batches)
-        with WhatIfSetBased():
-            set_seconds, set_advanced, _ = self.app_advance(workspace_id, batches)
-        outcomes = dict(self.admin.execute(
-            "SELECT outcome || ' ' || step, count(*) FROM journeys_steprun "
-            "WHERE workspace_id = %s AND started_at = %s GROUP BY 1", [workspace_id, self.at],
-        ).fetchall())  # fmt: skip
-        set_ratio = (set_advanced / set_seconds) / (raw_claimed / raw_seconds)
-        say(f"\n**What-if, set-based** (patched likewise): the claimed batch's passed delays that "
-            "lead to an exit step or to another delay move in three statements a batch (the "
-            "claim, one `INSERT … ON CONFLICT` of the step rows, one `UPDATE … FROM unnest`): "
-            f"{set_advanced:,} advanced in {set_seconds:.2f} s ({set_advanced / set_seconds:,.0f}"
-            f"/s) against the raw claim's {raw_claimed / raw_seconds:,.0f}/s: "
-            f"**{set_ratio:.3f}x**. Step rows written at this clock by all runs so far: "
-            f"{outcomes}.")  # fmt: skip
-        self.met.append(
-            f"| (what-if) set-based advance of delays | ≥ {GOAL_RATIO}x | "
-            f"{set_ratio:.3f}x | {'yes' if set_ratio >= GOAL_RATIO else '**no**'} |"
-        )
 
     def count_due(self, workspace_id: int) -> int:
         return self.admin.execute(
@@ -514,7 +462,8 @@ class Bench:
                     f"{spent / max(p_advanced, 1) * 1e6:,.0f} µs |"
                 )
         say(
-            f"\nEXPLAIN (ANALYZE, BUFFERS) of the app's claim at {rows[-1][0]:,} waiting:\n\n"
+            "\nEXPLAIN (ANALYZE, BUFFERS) of the app's claim-and-move statement (rolled back) "
+            f"at {rows[-1][0]:,} waiting:\n\n"
             f"```\n{app_plan}\n```\n\nof the raw claim:\n\n```\n{raw_plan}\n```"
         )
         worst = min(rows, key=lambda r: (r[4] / r[5]) / (r[2] / r[3]))
@@ -599,11 +548,11 @@ class Bench:
             f"\nStatements ({statements / max(entered, 1):.1f} a customer; {inside:.1f} s inside "
             f"`cursor.execute`, {inside / total:.0%} of the time):\n"
         )
-        say("| statement | per customer | µs each |")
-        say("| --- | --- | --- |")
-        for kind, (n, seconds) in sorted(counter.by_kind.items(), key=lambda item: -item[1][0]):
-            if n >= entered / 10:
-                say(f"| {kind} | {n / entered:.2f} | {seconds / n * 1e6:,.0f} |")
+        say("| statement | count | seconds | ms each |")
+        say("| --- | --- | --- | --- |")
+        for kind, (n, seconds) in sorted(counter.by_kind.items(), key=lambda item: -item[1][1]):
+            if seconds >= inside / 100:
+                say(f"| {kind} | {n:,} | {seconds:.1f} | {seconds / n * 1e3:,.1f} |")
         self.met.append(
             f"| {entered:,} entering at once | (no target) | {total:.1f} s, "
             f"{entered / total:,.0f} enrolled/s | - |"
@@ -800,215 +749,12 @@ class EventRun:
                 time.sleep(0.02)
 
 
-_LOG_SQL = """
-INSERT INTO journeys_steprun (workspace_id, enrollment_id, journey_id, step, visit, outcome,
-                              next_step, message_id, detail, started_at, finished_at)
-VALUES (%(workspace)s, %(enrollment)s, %(journey)s, %(step)s, %(visit)s, %(outcome)s,
-        %(next_step)s, %(message)s, %(detail)s, %(now)s, %(finished)s)
-ON CONFLICT (workspace_id, enrollment_id, step, visit) DO UPDATE
-   SET outcome = EXCLUDED.outcome, next_step = EXCLUDED.next_step,
-       message_id = EXCLUDED.message_id, detail = EXCLUDED.detail,
-       finished_at = EXCLUDED.finished_at
-"""
-
-
-def _log_upsert(enrollment, step, outcome, now, *, next_step="", message_id=None,
-                detail=None) -> None:  # fmt: skip
-    import json
-
-    from django.db import connection
-
-    from journeys.models import StepRun
-
-    finished = now if outcome != StepRun.Outcome.WAITING else None
-    with connection.cursor() as cursor:
-        cursor.execute(_LOG_SQL, {
-            "workspace": enrollment.workspace_id, "enrollment": enrollment.id,
-            "journey": enrollment.journey_id, "step": step,
-            "visit": enrollment.visits.get(step, 1), "outcome": outcome, "next_step": next_step,
-            "message": message_id, "detail": json.dumps(detail or {}), "now": now,
-            "finished": finished,
-        })  # fmt: skip
-
-
-class _Customers:
-    """Stands in for `Customer` inside journeys.engine: `objects.filter(id=…).first()` answers
-    from the batch loaded once (the what-if of passing the customer to `advance`)."""
-
-    loaded: dict = {}
-
-    class objects:
-        @staticmethod
-        def filter(id):
-            class _One:
-                @staticmethod
-                def first():
-                    return _Customers.loaded.get(id)
-
-            return _One
-
-
-def _advance_due_batched(*, workspace_id: int, now, limit: int = 500) -> int:
-    from django.db import transaction
-
-    from journeys import engine, runner
-    from journeys.models import Enrollment, Journey, JourneyVersion
-    from profiles.models import Customer
-
-    with transaction.atomic():
-        due = list(
-            Enrollment.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(state__in=engine.OPEN, next_run_at__lte=now,
-                    journey__status=Journey.Status.ACTIVE)
-            .order_by("next_run_at")[:limit]
-        )  # fmt: skip
-        versions = JourneyVersion.objects.in_bulk({e.version_id for e in due})
-        _Customers.loaded = Customer.objects.in_bulk([e.customer_id for e in due])
-        for enrollment in due:
-            enrollment.version = versions[enrollment.version_id]
-            try:
-                with transaction.atomic():
-                    engine.advance(enrollment, now=now)
-            except Exception:
-                runner.logger.exception("enrollment %s could not advance", enrollment.id)
-    return len(due)
-
-
-_SET_CLAIM = """
-SELECT e.id, e.version_id, e.current_step, e.visits, e.waiting_for, e.journey_id
-  FROM journeys_enrollment e JOIN journeys_journey j ON j.id = e.journey_id
- WHERE e.state IN ('active', 'waiting') AND e.next_run_at <= %(now)s AND j.status = 'active'
- ORDER BY e.next_run_at LIMIT %(limit)s
- FOR UPDATE OF e SKIP LOCKED
-"""
-_SET_STEPS = """
-INSERT INTO journeys_steprun (workspace_id, enrollment_id, journey_id, step, visit, outcome,
-                              next_step, message_id, detail, started_at, finished_at)
-SELECT %(workspace)s, v.enrollment, v.journey, v.step, v.visit, v.outcome, v.next_step, NULL,
-       v.detail::jsonb, %(now)s, v.finished
-  FROM unnest(%(enrollments)s::bigint[], %(journeys)s::bigint[], %(steps)s::text[],
-              %(visits)s::int[], %(outcomes)s::text[], %(next_steps)s::text[],
-              %(details)s::text[], %(finished)s::timestamptz[])
-       AS v(enrollment, journey, step, visit, outcome, next_step, detail, finished)
-ON CONFLICT (workspace_id, enrollment_id, step, visit) DO UPDATE
-   SET outcome = EXCLUDED.outcome, next_step = EXCLUDED.next_step,
-       detail = EXCLUDED.detail, finished_at = EXCLUDED.finished_at
-"""
-_SET_ENROLLMENTS = """
-UPDATE journeys_enrollment e
-   SET state = v.state, current_step = v.step, visits = v.visits::jsonb,
-       next_run_at = v.next_run_at, waiting_for = v.waiting_for::jsonb,
-       finished_at = v.finished, exit_reason = v.reason
-  FROM unnest(%(ids)s::bigint[], %(states)s::text[], %(steps)s::text[], %(visits)s::text[],
-              %(next_runs)s::timestamptz[], %(waiting)s::text[], %(finished)s::timestamptz[],
-              %(reasons)s::text[])
-       AS v(id, state, step, visits, next_run_at, waiting_for, finished, reason)
- WHERE e.id = v.id
-"""
-STEP_COLUMNS = ("enrollments", "journeys", "steps", "visits", "outcomes", "next_steps",
-                "details", "finished")  # fmt: skip
-MOVE_COLUMNS = ("ids", "states", "steps", "visits", "next_runs", "waiting", "finished",
-                "reasons")  # fmt: skip
-
-
-def _set_based_move(graph: dict, row, now) -> tuple[list[tuple], tuple]:
-    """A passed delay's two step rows and the enrollment's new columns."""
-    import json
-
-    from journeys.engine import duration
-
-    enrollment_id, _, current, visits, waiting, journey_id = row
-    visits = json.loads(visits) if isinstance(visits, str) else dict(visits)
-    waiting = json.loads(waiting) if isinstance(waiting, str) else waiting
-    step = graph[current]
-    assert step["type"] == "delay"
-    assert datetime.datetime.fromisoformat(waiting["until"]) <= now, "not a passed delay"
-    target = step["next"]
-    visits[target] = visits.get(target, 0) + 1
-    passed = (enrollment_id, journey_id, current, visits[current], "passed", target, "{}", now)
-    if graph[target]["type"] == "exit":
-        new = (enrollment_id, journey_id, target, visits[target], "exited", "", "{}", now)
-        move = (enrollment_id, "completed", target, json.dumps(visits), None, None, now,
-                "reached an exit step")  # fmt: skip
-        return [passed, new], move
-    until = now + duration(graph[target]["duration"])
-    new = (enrollment_id, journey_id, target, visits[target], "waiting", "",
-           json.dumps({"until": until.isoformat()}), None)  # fmt: skip
-    waiting_for = {"delay": True, "since": now.isoformat(), "until": until.isoformat()}
-    move = (enrollment_id, "waiting", target, json.dumps(visits), until,
-            json.dumps(waiting_for), None, "")  # fmt: skip
-    return [passed, new], move
-
-
-def _advance_due_set_based(*, workspace_id: int, now, limit: int = 500) -> int:
-    """What-if: a batch's passed delays that lead to an exit step or to another delay (no
-    per-customer decision) move in three statements a batch (steps that decide per customer
-    would still go through `engine.advance` one by one; there are none here)."""
-    from django.db import connection, transaction
-
-    from journeys.models import JourneyVersion
-
-    steps, moves = defaultdict(list), defaultdict(list)
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_SET_CLAIM, {"now": now, "limit": limit})
-        rows = cursor.fetchall()
-        versions = JourneyVersion.objects.in_bulk({row[1] for row in rows})
-        for row in rows:
-            step_rows, move = _set_based_move(versions[row[1]].graph["steps"], row, now)
-            for step_row in step_rows:
-                for name, value in zip(STEP_COLUMNS, step_row, strict=True):
-                    steps[name].append(value)
-            for name, value in zip(MOVE_COLUMNS, move, strict=True):
-                moves[name].append(value)
-        if rows:
-            cursor.execute(_SET_STEPS, {"workspace": workspace_id, "now": now, **steps})
-            cursor.execute(_SET_ENROLLMENTS, moves)
-    return len(rows)
-
-
-class WhatIfSetBased:
-    def __enter__(self):
-        from journeys import runner
-
-        self.saved = runner.advance_due
-        runner.advance_due = _advance_due_set_based
-        return self
-
-    def __exit__(self, *exc):
-        from journeys import runner
-
-        runner.advance_due = self.saved
-        return False
-
-
-class WhatIf:
-    """Patch journeys.engine and journeys.runner for the what-if, and put them back."""
-
-    def __enter__(self):
-        from journeys import engine, runner
-
-        self.saved = (engine._log, engine.Customer, runner.advance_due)
-        engine._log, engine.Customer = _log_upsert, _Customers
-        runner.advance_due = _advance_due_batched
-        return self
-
-    def __exit__(self, *exc):
-        from journeys import engine, runner
-
-        engine._log, engine.Customer, runner.advance_due = self.saved
-        return False
-
-
 PROFILE_POINTS = [
     ("whole run (`advance_due`)", "journeys/runner.py", "advance_due"),
-    ("rows loaded by the ORM (the claim, customers, step rows)", "django/db/models/query.py",
-     "_fetch_all"),
-    ("`advance` (each enrollment)", "journeys/engine.py", "advance"),
-    ("  the customer (`Customer…first()`)", "django/db/models/query.py", "first"),
-    ("  `update_or_create` (step rows)", "django/db/models/query.py", "update_or_create"),
-    ("  step rows (`_log`: update_or_create)", "journeys/engine.py", "_log"),
-    ("  the enrollment's save", "django/db/models/base.py", "save"),
-    ("savepoints (`atomic` enter/exit)", "django/db/transaction.py", "__enter__"),
+    ("the claim and its plain moves (`advance_claimed`)", "journeys/batch.py", "advance_claimed"),
+    ("  the transitions table (`transitions`)", "journeys/batch.py", "transitions"),
+    ("  the versions (`reacting_versions`)", "journeys/engine.py", "reacting_versions"),
+    ("`advance` (each enrollment the engine takes)", "journeys/engine.py", "advance"),
     ("psycopg execute (all statements)", "psycopg/cursor.py", "execute"),
 ]  # fmt: skip
 
