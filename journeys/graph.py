@@ -293,6 +293,9 @@ def graph_validate(graph: Any) -> dict:
         errors += _filter_errors(graph["goal"]["event"], graph["goal"].get("where", []), "goal")
     if graph.get("entry_rules"):
         errors += _rules_errors(graph["entry_rules"], "entry_rules")
+    for index, exit_ in enumerate(graph.get("exits") or []):
+        if exit_["type"] == "event":
+            errors += _filter_errors(exit_["event"], exit_.get("where", []), f"exits.{index}")
     reentry = graph.get("reentry") or {}
     if reentry.get("mode") == "after_days" and "days" not in reentry:
         errors.append(GraphError("reentry.days", "required when mode is after_days"))

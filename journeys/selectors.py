@@ -28,12 +28,13 @@ OPEN = (Enrollment.State.ACTIVE, Enrollment.State.WAITING)
 
 
 def journeys_list() -> QuerySet[Journey]:
-    """Each with its live version, its draft's number and graph (`draft_number`, None: no
-    draft; `draft_graph`), in one query."""
+    """Each with its live version, its draft's number, graph and revision (`draft_number`,
+    None: no draft; `draft_graph`, `draft_revision`), in one query."""
     drafts = JourneyVersion.objects.filter(journey=OuterRef("pk"), published_at__isnull=True)
     return Journey.objects.select_related("live_version").annotate(
         draft_number=Subquery(drafts.values("number")[:1]),
         draft_graph=Subquery(drafts.values("graph")[:1]),
+        draft_revision=Subquery(drafts.values("revision")[:1]),
     )
 
 

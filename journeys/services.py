@@ -156,11 +156,14 @@ def journey_publish(
     actor: Actor,
     note: str = "",
     move_waiting: bool = False,
+    revision: int | None = None,
     now: datetime | None = None,
 ) -> JourneyVersion:
     """Freeze the draft as the live version and switch the journey on. With `move_waiting`,
     enrollments waiting at a step that still exists (same id and type) move to the new
-    version; the others finish on the version they entered."""
+    version; the others finish on the version they entered. With `revision` (the draft's as
+    the caller saw it), a draft changed since is a Conflict naming `revision`: what is
+    published is what they looked at."""
     _require(actor)
     now = now or timezone.now()
     if journey.status == Journey.Status.ARCHIVED:
@@ -170,6 +173,8 @@ def journey_publish(
             journey=journey, published_at__isnull=True).first()  # fmt: skip
         if draft is None:
             raise Conflict("nothing to publish: no draft", field="graph")
+        if revision is not None:
+            _revision_check(journey, draft, revision)
         graph_check(draft.graph)
         draft.published_at, draft.published_by, draft.note = now, actor.label, note[:500]
         draft.save(update_fields=["published_at", "published_by", "note"])

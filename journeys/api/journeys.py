@@ -7,7 +7,6 @@ decides (a state error is a 409 naming `status`, a graph error a 400 naming
 import copy
 from datetime import UTC
 
-from django.db.models import OuterRef, Subquery
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -98,23 +97,15 @@ def whole_graph_schema() -> dict:
     return schema
 
 
-def journeys_with_revision():
-    """selectors.journeys_list with the draft's revision (`draft_revision`), still one query."""
-    drafts = JourneyVersion.objects.filter(journey=OuterRef("pk"), published_at__isnull=True)
-    return selectors.journeys_list().annotate(
-        draft_revision=Subquery(drafts.values("revision")[:1])
-    )
-
-
 class JourneyView(WorkspaceAPIView):
     serializer_class = s.JourneyOut
     path_model = Journey
 
     def get_queryset(self):
-        return journeys_with_revision()
+        return selectors.journeys_list()
 
     def detail(self, journey: Journey, status_code=200) -> Response:
-        fresh = journeys_with_revision().get(id=journey.id)
+        fresh = selectors.journeys_list().get(id=journey.id)
         return Response(s.JourneyOut(fresh).data, status=status_code)
 
 
@@ -212,7 +203,10 @@ class JourneyPublishView(JourneyView):
         request=s.JourneyPublishIn,
         responses={
             200: s.JourneyOut,
-            409: OpenApiResponse(ServiceErrorOut, description="archived, or no draft"),
+            409: OpenApiResponse(
+                ServiceErrorOut,
+                description="archived, no draft, or the draft changed since `revision`",
+            ),
         },
         summary="Publish the draft: it becomes the live version, and a draft journey goes live",
         description="A graph error is a 400 naming its field (`graph.steps.<id>.<field>`); "
@@ -222,7 +216,8 @@ class JourneyPublishView(JourneyView):
         journey = self.get_object()
         data = validated(s.JourneyPublishIn, request.data)
         services.journey_publish(journey=journey, actor=self.actor, note=data.get("note", ""),
-                                 move_waiting=data["move_waiting"])  # fmt: skip
+                                 move_waiting=data["move_waiting"],
+                                 revision=data.get("revision"))  # fmt: skip
         return self.detail(journey)
 
 

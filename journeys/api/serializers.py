@@ -66,6 +66,10 @@ class JourneyPublishIn(RefusesUnknownFields):
         help_text="enrollments waiting at a step the new version still has (same id and type) "
         "move to it; the others finish on the version they entered",
     )
+    revision = serializers.IntegerField(
+        required=False, min_value=1, max_value=2**31 - 1,
+        help_text="the draft's revision you reviewed: a draft changed since is a 409",
+    )  # fmt: skip
 
 
 class JourneyEnrollIn(RefusesUnknownFields):

@@ -384,9 +384,15 @@ def journey_publish(request, journey_id: int):
             actor=request.actor,
             note=form.cleaned_data["note"],
             move_waiting=form.cleaned_data["move_waiting"],
+            revision=posted_revision(request),
         )
     except ServiceError as error:
-        flash.error(request, f"Not published: {error.message}.")
+        if error.field == "revision":
+            flash.error(request, "Not published: someone else changed this draft since this page "
+                        "was loaded. The page now shows the draft as it is: review it, then "
+                        "publish again.")  # fmt: skip
+        else:
+            flash.error(request, f"Not published: {error.message}.")
         return _back(request, journey)
     flash.success(request, f"Version {version.number} of {journey.name} is live.")
     return _back(request, journey)

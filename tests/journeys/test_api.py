@@ -69,7 +69,8 @@ def patch(client, url, data):
 def journey_body(journey_id, key_id, **changes) -> dict:
     return {
         "id": journey_id, "name": "Welcome", "description": "", "status": "draft",
-        "live_version": None, "draft_version": 1, "created_by": f"api_key:{key_id}",
+        "live_version": None, "draft_version": 1, "revision": 1,
+        "created_by": f"api_key:{key_id}",
         "created_at": STAMP, "updated_at": STAMP, "graph": {},
     } | changes  # fmt: skip
 
@@ -105,7 +106,7 @@ def test_create_get_list_and_edit_the_draft(api, workspace, email_template):
     edited = patch(api, f"{URL}/{journey_id}", {"description": "For new customers",
                                                 "graph": welcome(email_template)})  # fmt: skip
     assert edited.status_code == 200, edited.content
-    assert edited.json() == expected | {"description": "For new customers",
+    assert edited.json() == expected | {"description": "For new customers", "revision": 2,
                                         "graph": welcome(email_template)}  # fmt: skip
 
 

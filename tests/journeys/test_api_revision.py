@@ -245,3 +245,20 @@ def test_a_second_editor_of_the_same_revision_waits_for_the_first_then_is_refuse
     with workspace_scope(workspace.id):
         version = JourneyVersion.objects.get(journey=journey)
     assert (version.revision, version.graph) == (2, {"start": "a"})
+
+
+def test_publishing_a_draft_changed_since_it_was_reviewed_is_a_409(api, workspace,
+                                                                   email_template):  # fmt: skip
+    journey_id = post(api, URL, {"name": "Welcome"}).json()["id"]
+    patch(api, f"{URL}/{journey_id}", {"graph": welcome(email_template), "revision": 1})
+    theirs = welcome(email_template) | {"reentry": {"mode": "always"}}
+    patch(api, f"{URL}/{journey_id}", {"graph": theirs, "revision": 2})
+
+    refused = post(api, f"{URL}/{journey_id}/publish", {"revision": 2})
+    stale = STALE.replace("revision 2, not 1", "revision 3, not 2")
+    assert (refused.status_code, refused.json()) == (409, {
+        "detail": stale, "code": "conflict", "errors": {"revision": [stale]}})  # fmt: skip
+    assert api.get(f"{URL}/{journey_id}").json()["status"] == "draft"
+
+    published = post(api, f"{URL}/{journey_id}/publish", {"revision": 3, "note": "reviewed"})
+    assert (published.status_code, published.json()["status"]) == (200, "active")

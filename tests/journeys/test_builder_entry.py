@@ -9,7 +9,7 @@ import re
 import pytest
 
 from journeys import services
-from journeys.models import JourneyVersion
+from journeys.models import Journey, JourneyVersion
 from masivo.tenancy.context import workspace_scope
 from tests.dashboard.conftest import client_for
 from tests.factories import AudienceFactory
@@ -318,7 +318,6 @@ def test_the_page_carries_the_revision_and_a_fresh_one_saves(member, workspace, 
     assert forms_without_revision(page) == [
         "/logout/",
         url(workspace, journey, "archive/"),
-        url(workspace, journey, "publish/"),
     ]
     assert saved.status_code == 302
     version = draft(workspace, journey)
@@ -479,3 +478,24 @@ def test_another_workspaces_journey_exits_are_not_found(
 
     assert [a.status_code for a in answers] == [404] * 3
     assert draft(workspace, journey).graph == graph
+
+
+def test_publishing_a_draft_changed_since_the_page_was_drawn_is_refused(member, workspace,
+                                                                       templates):  # fmt: skip
+    journey = make_journey(workspace, cart_graph(templates))
+    someone_else_edits(workspace, journey, holdout_percent=5)
+
+    response = client_for(member).post(
+        url(workspace, journey, "publish/"), {"revision": "1", "journey-publish-note": "v1"},
+        follow=True,
+    )  # fmt: skip
+
+    content = response.content.decode()
+    assert response.redirect_chain[0][1] == 302
+    assert (
+        '<div class="alert alert-error">Not published: someone else changed this draft since '
+        "this page was loaded. The page now shows the draft as it is: review it, then publish "
+        "again.</div>"
+    ) in content
+    with workspace_scope(workspace.id):
+        assert Journey.objects.get(id=journey.id).status == "draft"

@@ -350,3 +350,16 @@ def test_a_webhook_step_records_one_signed_delivery_per_visit(scope, templates):
     with pytest.raises(InvalidInput) as refused:
         services.journey_publish(journey=draft, actor=MARKETER)
     assert refused.value.field == "graph.steps.notify.destination_id"
+
+
+def test_an_exit_events_filters_are_checked_by_the_rule_parser(templates):
+    graph = cart_abandonment(templates)
+    graph["exits"] = [{"type": "event", "event": "Unsubscribed", "where": [
+        {"property": "list", "op": "sounds_like", "value": "news"}]}]  # fmt: skip
+    with pytest.raises(InvalidGraph) as caught:
+        graph_validate(graph)
+    assert [e.as_dict() for e in caught.value.errors] == [
+        {"field": "exits.0.where[0].op",
+         "message": "for a json field, op is one of eq, neq, in, not_in, contains, starts_with, "
+                    "ends_with, gt, gte, lt, lte, between, exists, not_exists, is_empty, "
+                    "is_true, is_false"}]  # fmt: skip
