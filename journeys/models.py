@@ -78,7 +78,13 @@ class Enrollment(TenantModel):
         CONVERTED = "converted", "Converted (reached the goal)"
         EXITED = "exited", "Exited (an exit criterion, an exit step, archived)"
 
-    journey = models.ForeignKey(Journey, on_delete=models.CASCADE, related_name="+")
+    # Every move of the tick updates the due index, so every index is written: no
+    # single-column ones where a composite starting with the workspace serves (RLS puts the
+    # workspace in every query).
+    workspace = models.ForeignKey("tenancy.Workspace", on_delete=models.CASCADE, related_name="+",
+                                  db_index=False)  # fmt: skip
+    journey = models.ForeignKey(Journey, on_delete=models.CASCADE, related_name="+",
+                                db_index=False)  # fmt: skip
     version = models.ForeignKey(JourneyVersion, on_delete=models.CASCADE, related_name="+")
     customer_id = models.BigIntegerField()
     entry_key = models.CharField(max_length=255, blank=True)
@@ -139,7 +145,13 @@ class StepRun(TenantModel):
         EXITED = "exited", "Exited"
         FAILED = "failed", "Failed"
 
-    enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="steps")
+    # The step log is the tick's hottest write: no single-column indexes beside the unique
+    # (workspace, enrollment, step, visit), which serves both lookups (every query names the
+    # workspace: RLS).
+    workspace = models.ForeignKey("tenancy.Workspace", on_delete=models.CASCADE, related_name="+",
+                                  db_index=False)  # fmt: skip
+    enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="steps",
+                                   db_index=False)  # fmt: skip
     journey_id = models.BigIntegerField()
     step = models.CharField(max_length=64)
     visit = models.PositiveIntegerField()
