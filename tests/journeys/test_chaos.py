@@ -17,11 +17,12 @@ fakes must have received each exactly once. The figures are printed.
 steps), `CHAOS_SEED` the kill points, `CHAOS_REDIS_URL` the Redis database this test owns and
 flushes (redis://127.0.0.1:6379/10: not the suite's shared one, where other runs keep counters).
 
-Time goes to the engine, an enrollment at a time (BENCHMARKS.md, "Journeys (issue 12)": about
-14 statements per enrollment and step). Measured on this 2-core machine shared with other work
-(2026-12-01, load average 4-6, beside bench/journeys): 10,000 customers, 12 kills, Redis flushed
-once, 1,464 s of ticks and 1,559 s with the send (17,500 messages, each received once). A CI
-that is slower can run it with `CHAOS_CUSTOMERS=1000`.
+Time goes to the sends (the engine takes each enrollment at a send, 25 a transaction); the
+delays and timeouts move set-based in the tick's claim (journeys/batch.py). Measured on this
+2-core machine (2026-12-01 22:26-22:34 UTC, load average about 1): 10,000 customers, 9 kills,
+Redis flushed once, 406 s of ticks and 466 s with the send (17,500 messages, each received
+once); 1,559 s before the set-based moves. A CI that is slower can run it with
+`CHAOS_CUSTOMERS=1000`.
 """
 
 import os
