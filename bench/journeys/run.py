@@ -7,15 +7,16 @@ through journeys.services; everything timed runs as the app role in `workspace_s
 1. Claim and advance (`--waiting`, 1,000,000): enrollments waiting on delays that are all due
    (half before an exit step, half before another delay; no sends), each with the step row its
    wait logged. `journeys.runner.advance_due` in batches of `--batch` (500) over `--advance`
-   enrollments (50,000), against a raw `SELECT … FOR UPDATE SKIP LOCKED` claim of the same rows
+   enrollments (20,000), against a raw `SELECT … FOR UPDATE SKIP LOCKED` claim of the same rows
    plus a bare `UPDATE` of `next_run_at`, in batches of the same size, run first on the same
-   rows and then undone. At `--waiting-small` (100,000) and at `--waiting` waiting enrollments;
+   rows and then undone; `--rounds` (3) times, each after a CHECKPOINT. At `--waiting-small`
+   (100,000) and at `--waiting` waiting enrollments;
    this process's peak RSS (psutil, every 5 ms) during each. Where the time goes: statements per
    enrollment (by kind, with their time) and a cProfile of a few batches; EXPLAIN ANALYZE of
    both claims.
-2. Entering at once (`--entering`, the issue's 100,000): an audience recalculation takes them all in
-   (`audiences.membership.membership_replace` with a recalculation's cause, one statement);
-   time until every one is enrolled and at its first delay by
+2. Entering at once (`--entering`, the issue's 100,000): an audience recalculation takes them
+   all in (`audiences.membership.membership_replace` with a recalculation's cause, one
+   statement); time until every one is enrolled and at its first delay by
    `journeys.runner.consume_memberships` + `advance_due` in a loop.
 3. Event → resolved wait (`--event-waiting` enrollments waiting for "Purchase"): events stored at
    `--event-rate` a second for `--event-seconds` (Event rows, one transaction each), the
@@ -154,9 +155,11 @@ def main() -> None:
     parser.add_argument(
         "--advance",
         type=int,
-        default=50_000,
-        help="enrollments advanced (and claimed raw) per measurement",
+        default=20_000,
+        help="enrollments advanced (and claimed raw) per measurement round",
     )
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="raw and app measured in turns this many times a size")  # fmt: skip
     parser.add_argument("--batch", type=int, default=500, help="advance_due's limit")
     parser.add_argument("--profile-batches", type=int, default=4)
     parser.add_argument("--entering", type=int, default=100_000,
@@ -385,14 +388,22 @@ class Bench:
                     f"{time.perf_counter() - step:.0f} s.\n")  # fmt: skip
             due = self.count_due(ws)
             before = load()
-            self.admin.execute("CHECKPOINT")  # each starts with the seeding's writes flushed
-            raw_seconds, raw_claimed = self.raw_claims(ws, batches)
-            self.admin.execute("CHECKPOINT")
-            app_seconds, advanced, rss = self.app_advance(ws, batches)
+            raw_seconds = app_seconds = raw_claimed = advanced = 0
+            ratios, peaks = [], []
+            for _ in range(args.rounds):  # raw then app, again: the server's noise shows
+                self.admin.execute("CHECKPOINT")  # each starts with earlier writes flushed
+                r_seconds, r_claimed = self.raw_claims(ws, batches)
+                self.admin.execute("CHECKPOINT")
+                a_seconds, a_advanced, rss = self.app_advance(ws, batches)
+                raw_seconds, raw_claimed = raw_seconds + r_seconds, raw_claimed + r_claimed
+                app_seconds, advanced = app_seconds + a_seconds, advanced + a_advanced
+                ratios.append((a_advanced / a_seconds) / (r_claimed / r_seconds))
+                peaks.append(rss)
+                say(f"  {size:,} waiting: raw {r_claimed:,} in {r_seconds:.2f} s, app "
+                    f"{a_advanced:,} in {a_seconds:.2f} s: {ratios[-1]:.3f}x")  # fmt: skip
+            rss = max(peaks, key=lambda p: p.peak - p.before)
             rows.append((size, due, raw_claimed, raw_seconds, advanced, app_seconds, rss,
-                         before, load()))  # fmt: skip
-            say(f"  {size:,} waiting: raw {raw_claimed:,} in {raw_seconds:.2f} s, app "
-                f"{advanced:,} in {app_seconds:.2f} s")  # fmt: skip
+                         before, load(), ratios))  # fmt: skip
         # Where the time goes, at the large size: statements, a profile, the two claims' plans.
         counter = StatementCounter()
         seconds, counted, _ = self.app_advance(ws, max(1, args.profile_batches),
@@ -430,20 +441,24 @@ class Bench:
         say("\n### Claim and advance due enrollments\n")
         say(f"Each enrollment waits at a delay that is due (half before the exit step, half "
             f"before another delay of a day); batches of {self.args.batch}. Raw: `SELECT … FOR "
-            "UPDATE OF e SKIP LOCKED` joined to the journey's status, then `UPDATE … SET "
-            "next_run_at` of the claimed ids, one transaction a batch, as the app role in "
-            "`workspace_scope` on the same rows (run first, then undone and vacuumed). App: "
-            "`journeys.runner.advance_due`. RSS: this process, sampled every 5 ms.\n")  # fmt: skip
+            "UPDATE OF e SKIP LOCKED` of the workspace's due enrollments of its active journeys "
+            "(the app's claim without its moves), then `UPDATE … SET next_run_at` of the "
+            "claimed ids, one transaction a batch, as the app role in `workspace_scope` on the "
+            "same rows (run first, then undone and vacuumed). App: `journeys.runner.advance_due`."
+            f" {self.args.rounds} rounds of raw then app a size, each after a CHECKPOINT; the "
+            "totals over the rounds, and each round's ratio. RSS: this process, sampled every "
+            "5 ms.\n")  # fmt: skip
         say("| waiting (due) | raw claim + UPDATE | raw rows/s | advance_due | app rows/s | "
-            "ratio | RSS before → peak | load before / after |")  # fmt: skip
-        say("| --- | --- | --- | --- | --- | --- | --- | --- |")
-        for size, due, raw_n, raw_s, app_n, app_s, rss, before, after in rows:
+            "ratio | rounds | RSS before → peak | load before / after |")  # fmt: skip
+        say("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for size, due, raw_n, raw_s, app_n, app_s, rss, before, after, ratios in rows:
             ratio = (app_n / app_s) / (raw_n / raw_s)
             mark = f"{ratio:.3f}x" if ratio >= GOAL_RATIO else f"**{ratio:.3f}x**"
             say(
                 f"| {size:,} ({due:,}) | {raw_n:,} in {raw_s:.2f} s | {raw_n / raw_s:,.0f} | "
                 f"{app_n:,} in {app_s:.2f} s | {app_n / app_s:,.0f} | {mark} | "
-                f"{rss.before / MIB:.1f} → {rss.peak / MIB:.1f} MiB | {before} / {after} |"
+                + ", ".join(f"{r:.2f}x" for r in ratios)
+                + f" | {rss.before / MIB:.1f} → {rss.peak / MIB:.1f} MiB | {before} / {after} |"
             )
         total = sum(n for n, _ in counter.by_kind.values())
         db = sum(s for _, s in counter.by_kind.values())
