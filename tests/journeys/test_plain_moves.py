@@ -91,12 +91,18 @@ def test_the_tick_and_the_engine_walk_a_journey_to_the_same_rows(scope):
     assert log[1][5:] == ({}, clocks[1], clocks[2])  # the wait's row: begun, then timed out
 
 
-def test_a_waiting_row_says_until_when_and_the_enrollment_what_it_waits_for(scope):
-    journey = publish(scope, waits_then_ends())
+def waiting_for_the_click(workspace):
+    """An enrollment an hour in: its delay passed, waiting for "Link Clicked" (6 hours)."""
+    journey = publish(workspace, waits_then_ends())
     start = timezone.now()
-    enrollment = enroll(journey=journey, customer=CustomerFactory(workspace=scope), now=start)
-    advance_due(workspace_id=scope.id, now=start)
-    advance_due(workspace_id=scope.id, now=start + timedelta(hours=1))
+    enrollment = enroll(journey=journey, customer=CustomerFactory(workspace=workspace), now=start)
+    advance_due(workspace_id=workspace.id, now=start)
+    advance_due(workspace_id=workspace.id, now=start + timedelta(hours=1))
+    return enrollment, start
+
+
+def test_a_waiting_row_says_until_when_and_the_enrollment_what_it_waits_for(scope):
+    enrollment, start = waiting_for_the_click(scope)
 
     enrollment.refresh_from_db()
     since, until = start + timedelta(hours=1), start + timedelta(hours=7)
@@ -109,11 +115,7 @@ def test_a_waiting_row_says_until_when_and_the_enrollment_what_it_waits_for(scop
 
 
 def test_a_resolved_wait_is_the_engines_and_goes_the_event_way(scope):
-    journey = publish(scope, waits_then_ends())
-    start = timezone.now()
-    enrollment = enroll(journey=journey, customer=CustomerFactory(workspace=scope), now=start)
-    advance_due(workspace_id=scope.id, now=start)
-    advance_due(workspace_id=scope.id, now=start + timedelta(hours=1))
+    enrollment, start = waiting_for_the_click(scope)
     clicked = start + timedelta(hours=2)
     with transaction.atomic():
         locked = Enrollment.objects.select_for_update().get(id=enrollment.id)
