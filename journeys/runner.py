@@ -62,9 +62,12 @@ def _open_enrollments(customer_ids):
             .select_related("version").order_by("id"))  # fmt: skip
 
 
-def _try_enroll(journey, customer, now, **kwargs) -> None:
-    with contextlib.suppress(NotEnrolled):  # entry rules and re-entry said no: nothing to do
-        enroll(journey=journey, customer=customer, now=now, **kwargs)
+def _try_enroll(journey, customer, now, open_by_customer, **kwargs) -> None:
+    """Enroll if the entry rules and re-entry allow it; the new enrollment joins the customer's
+    open ones, so their later changes in the same feed batch reach it."""
+    with contextlib.suppress(NotEnrolled):
+        enrollment = enroll(journey=journey, customer=customer, now=now, **kwargs)
+        open_by_customer[customer.id].append(enrollment)
 
 
 def consume_events(*, workspace_id: int, now: datetime, limit: int = FEED_BATCH) -> int:
@@ -107,7 +110,8 @@ def consume_events(*, workspace_id: int, now: datetime, limit: int = FEED_BATCH)
                 if filters_match(trigger.get("where", []), properties, now):
                     context = {"event": event.name, "event_id": event.id,
                                "properties": properties}  # fmt: skip
-                    _try_enroll(version.journey, customer, now, context=context,
+                    _try_enroll(version.journey, customer, now, open_by_customer,
+                                context=context,
                                 entry_key=entry_key_of(version.graph, properties))  # fmt: skip
         return len(batch.rows)
 
@@ -154,6 +158,7 @@ def consume_memberships(*, workspace_id: int, now: datetime, limit: int = FEED_B
                         journey,
                         customer,
                         now,
+                        open_by_customer,
                         context={"audience_id": row["audience_id"], "kind": wanted},
                     )
         for (version, wanted), ids in entering.items():

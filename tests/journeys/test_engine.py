@@ -363,3 +363,18 @@ def test_an_exit_events_filters_are_checked_by_the_rule_parser(templates):
          "message": "for a json field, op is one of eq, neq, in, not_in, contains, starts_with, "
                     "ends_with, gt, gte, lt, lte, between, exists, not_exists, is_empty, "
                     "is_true, is_false"}]  # fmt: skip
+
+
+def test_an_order_in_the_same_feed_batch_as_the_cart_converts_its_enrollment(scope,
+                                                                        templates):  # fmt: skip
+    journey = publish(scope, cart_abandonment(templates))
+    ana = shopper(scope)
+    start = timezone.now()
+    track(scope, ana, "Product Added", start, cart={"id": "c-1", "value": 80})
+    track(scope, ana, "Order Completed", start + timedelta(seconds=1), cart={"id": "c-1"})
+    tick(scope, start + timedelta(seconds=2))  # one batch: the entry, then the goal
+
+    enrollment = Enrollment.objects.get(journey=journey)
+    assert (enrollment.state, enrollment.exit_reason, enrollment.converted_at) == (
+        "converted", "goal: Order Completed", start + timedelta(seconds=2))  # fmt: skip
+    assert journey_messages(ana) == []

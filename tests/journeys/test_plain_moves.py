@@ -209,3 +209,31 @@ def test_enroll_many_enters_by_the_rules_of_enroll(scope):
         assert row.is_holdout == (bucket("holdout", journey.id, row.customer_id, "") < 50)
         with pytest.raises(NotEnrolled, match="already in the journey"):
             enroll(journey=journey, customer=by_id[row.customer_id], now=now)
+
+
+def test_an_audience_trigger_enters_one_change_set_based_and_several_in_their_order(scope):
+    from audiences.membership import cause_list, membership_apply
+    from tests.factories import AudienceFactory
+    from tests.journeys.test_engine import tick
+
+    vip = AudienceFactory(workspace=scope, name="VIP")
+    graph = waits_then_ends() | {
+        "trigger": {"type": "audience_entered", "audience_id": vip.id},
+        "exits": [{"type": "audience_exited", "audience_id": vip.id}],
+    }
+    journey = publish(scope, graph)
+    ana, bea = CustomerFactory(workspace=scope), CustomerFactory(workspace=scope)
+    now = timezone.now()
+    for entering, leaving in (([ana.id, bea.id], []), ([], [ana.id])):  # Ana comes and goes
+        with transaction.atomic():
+            membership_apply(workspace_id=scope.id, audience_id=vip.id, entering=entering,
+                             leaving=leaving, cause=cause_list("test"), now=now)  # fmt: skip
+    tick(scope, now)
+
+    enrollments = {e.customer_id: e for e in Enrollment.objects.filter(journey=journey)}
+    assert (enrollments[ana.id].state, enrollments[ana.id].exit_reason) == (
+        "exited", "left the audience")  # fmt: skip
+    bea_in = enrollments[bea.id]
+    assert (bea_in.state, bea_in.current_step, bea_in.next_run_at, bea_in.context) == (
+        "waiting", "an_hour", now + timedelta(hours=1),
+        {"audience_id": vip.id, "kind": "audience_entered"})  # fmt: skip
