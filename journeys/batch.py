@@ -44,8 +44,8 @@ def _start(step: dict, now: datetime) -> tuple[bool, datetime | None, dict | Non
 
 
 def transitions(versions: list[JourneyVersion], now: datetime) -> list[tuple]:
-    """Per (version, step): the plain move from it, as rows of the statement's table
-    (version, step, is pass, outcome, target, is exit, until, until as text, waiting for)."""
+    """Per (version, step): the plain moves from it, as rows (version, step, is pass, outcome,
+    target, is exit, until, what it waits for) of the statement's table."""
     rows = []
     for version in versions:
         steps = (version.graph or {}).get("steps") or {}

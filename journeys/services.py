@@ -1,6 +1,7 @@
 """Journeys: create, edit the draft, validate, publish, pause, resume, archive; enroll and exit
-by hand. The one owner of `Journey` and `JourneyVersion` rows (enrollments move in
-journeys.engine). Editing journeys is marketing work (`Permission.EDIT_MARKETING`)."""
+by hand. The one owner of `Journey` and `JourneyVersion` rows (enrollments and their step log
+are written by journeys.engine, one at a time, and by journeys.batch, its set-based twin).
+Editing journeys is marketing work (`Permission.EDIT_MARKETING`)."""
 
 from __future__ import annotations
 
@@ -169,8 +170,7 @@ def journey_publish(
     if journey.status == Journey.Status.ARCHIVED:
         raise Conflict("the journey is archived", field="status")
     with transaction.atomic():
-        draft = JourneyVersion.objects.select_for_update().filter(
-            journey=journey, published_at__isnull=True).first()  # fmt: skip
+        draft = _draft_locked(journey, make=False)
         if draft is None:
             raise Conflict("nothing to publish: no draft", field="graph")
         if revision is not None:

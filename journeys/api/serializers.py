@@ -11,6 +11,7 @@ from masivo.tenancy.api.strict import RefusesUnknownFields, StrictCharField
 from profiles.normalize import strip_nul
 
 MAX_ID = 2**63 - 1
+MAX_REVISION = 2**31 - 1  # its column's limit
 
 
 def clean_json(value):
@@ -47,7 +48,7 @@ class JourneyIn(RefusesUnknownFields):
 class JourneyUpdateIn(JourneyIn):
     name = StrictCharField(max_length=200, required=False)
     revision = serializers.IntegerField(
-        required=False, min_value=1, max_value=MAX_ID,
+        required=False, min_value=1, max_value=MAX_REVISION,
         help_text="the `revision` you read with the journey: if the draft changed since, the "
         "edit is refused (409 naming `revision`) instead of overwriting someone else's change",
     )  # fmt: skip
@@ -67,7 +68,7 @@ class JourneyPublishIn(RefusesUnknownFields):
         "move to it; the others finish on the version they entered",
     )
     revision = serializers.IntegerField(
-        required=False, min_value=1, max_value=2**31 - 1,
+        required=False, min_value=1, max_value=MAX_REVISION,
         help_text="the draft's revision you reviewed: a draft changed since is a 409",
     )  # fmt: skip
 

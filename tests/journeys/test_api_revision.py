@@ -103,6 +103,7 @@ def test_without_a_revision_the_edit_is_saved_as_before(api, workspace, email_te
         (0, "Ensure this value is greater than or equal to 1."),
         ("two", "A valid integer is required."),
         (None, "This field may not be null."),
+        (2**31, "Ensure this value is less than or equal to 2147483647."),
     ],
 )
 def test_a_revision_that_is_not_a_number_is_a_400(api, workspace, email_template, revision, error):
