@@ -191,7 +191,7 @@ class Chaos:
 
     def tick(self, now: datetime, done, *, flush: bool = False) -> None:
         """Tick at `now` under kills until `done(states)` holds: KILLS kills at random points
-        (a flush of Redis just before one of them when asked), then runs to the end, again
+        (Redis flushed while the first one ticks, when asked), then runs to the end, again
         while the feeds' rows are not yet readable (other databases' transactions on this
         server hold the watermark back)."""
         command = [sys.executable, "manage.py", "run_journeys", "--until-idle", "--skip-checks",
@@ -202,13 +202,12 @@ class Chaos:
             worker = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE)  # fmt: skip
             worker.stdout.readline()  # Django is up: it ticks now, and dies at a random point
+            if flush and not self.flushed:  # while it ticks, however fast the tick is
+                get_redis().flushdb()
+                self.flushed += 1
             try:
                 worker.wait(timeout=self.chance.uniform(0.3, 3.0))
             except subprocess.TimeoutExpired:
-                if flush and not self.flushed:
-                    get_redis().flushdb()
-                    self.flushed += 1
-                    time.sleep(0.3)  # it goes on a moment without what Redis held
                 worker.send_signal(signal.SIGKILL)
                 worker.wait()
                 kills += 1
